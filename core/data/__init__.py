@@ -1,0 +1,1 @@
+"""Cohort data: schema, synthetic generator, lexicon, notes, genomics, pathology, importers."""
