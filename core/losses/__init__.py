@@ -1,0 +1,1 @@
+"""Distillation losses, one per module: InfoNCE, anchor alignment, KD, CE, fidelity, combined."""

@@ -1,0 +1,166 @@
+"""Distillation objective: alpha * align + (1 - alpha) * KD + beta * CE, uncertainty-weighted."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from core.errors import ConfigError
+from core.losses.anchor import AnchorAlignmentLoss
+from core.losses.ce import LabelCrossEntropy
+from core.losses.infonce import InfoNCELoss
+from core.losses.kd import KDLoss
+
+UNCERTAINTY_MODES: tuple[str, ...] = ("downweight", "skip", "off")
+
+
+@dataclass(frozen=True)
+class DistillLossConfig:
+    """Weights and temperatures of the distillation objective (defaults from the source article).
+
+    `uncertainty_threshold` is in the units of the teacher's reported variance: the variance,
+    over MC-dropout passes or ensemble members, of the teacher's probability for its predicted
+    class (so in [0, 0.25]); it must follow whatever the teacher reports.
+    """
+
+    alpha: float = 0.7  # align share vs KD: alpha*align + (1-alpha)*KD (article: 0.7)
+    temperature: float = 4.0  # KD softmax temperature T (article: T=2 too sharp, T=8 too flat)
+    beta: float = 0.1  # weight of cross-entropy on labelled rows (article: 0.1)
+    infonce_temperature: float = 0.07  # InfoNCE tau (article and CLIP's initial value)
+    uncertainty_threshold: float = 0.05  # teacher variance above which a sample counts as unsure
+    uncertainty_mode: str = "downweight"  # "downweight", "skip" (article) or "off" (ablation)
+    use_anchor: bool = True  # also align to the teacher's slide/genomic embeddings (article)
+
+    def __post_init__(self) -> None:
+        numbers = ("alpha", "temperature", "beta", "infonce_temperature", "uncertainty_threshold")
+        for name in numbers:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{name} must be a number, got {value!r}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.beta < 0:
+            raise ConfigError(f"beta must be >= 0, got {self.beta}")
+        for name in ("temperature", "infonce_temperature", "uncertainty_threshold"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.uncertainty_mode not in UNCERTAINTY_MODES:
+            raise ConfigError(
+                f"uncertainty_mode must be one of {UNCERTAINTY_MODES}, "
+                f"got {self.uncertainty_mode!r}"
+            )
+        if not isinstance(self.use_anchor, bool):
+            raise ConfigError(f"use_anchor must be true or false, got {self.use_anchor!r}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DistillLossConfig:
+        """Build from a parsed JSON/TOML table; unknown keys raise ConfigError."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown distillation loss keys {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+
+def uncertainty_weights(variance: Tensor, cfg: DistillLossConfig) -> Tensor:
+    """Per-sample distillation weights in [0, 1] from the teacher's variance (B,) -> (B,).
+
+    With tau = cfg.uncertainty_threshold:
+      - "skip":       w = 1 if variance <= tau else 0 (distil only what the teacher knows);
+      - "downweight": w = min(1, tau / variance). Confident samples keep full weight exactly as
+        in "skip", so the two modes differ only on the unsure ones; those fade smoothly
+        (w = 1/2 at twice the threshold) instead of vanishing, so a teacher whose variances all
+        sit slightly above tau still teaches something. Non-increasing in the variance.
+      - "off":        w = 1.
+    The weights carry no gradient.
+    """
+    v = variance.detach()  # (B,)
+    if v.dim() != 1:
+        raise ValueError(f"teacher variance must be (B,), got {tuple(v.shape)}")
+    if not bool(torch.isfinite(v).all()) or bool((v < 0).any()):
+        raise ValueError("teacher variance must be finite and non-negative")
+    tau = cfg.uncertainty_threshold
+    if cfg.uncertainty_mode == "skip":
+        return (v <= tau).to(v.dtype)
+    if cfg.uncertainty_mode == "downweight":
+        return tau / v.clamp_min(tau)  # 1 up to tau, then tau / v
+    return torch.ones_like(v)
+
+
+class DistillationLoss(nn.Module):
+    """alpha * align + (1 - alpha) * KD + beta * CE (source article's combined objective).
+
+        align = InfoNCE(student_emb, teacher_emb)                          without anchors
+        align = (InfoNCE(student_emb, teacher_emb) + AnchorAlignment) / 2  with anchors
+        KD    = T^2 * KL(softmax(t / T) || softmax(s / T))                 (KDLoss)
+        CE    = cross-entropy on labelled rows                             (LabelCrossEntropy)
+
+    Uncertainty weights (`uncertainty_weights`) scale each sample's align, anchor and KD terms:
+    they say how far to trust the teacher. CE is supervision from recorded labels, not from the
+    teacher, so it is not weighted by the teacher's variance. A term whose coefficient is 0
+    (alpha = 0, alpha = 1, beta = 0) is not computed at all, so it can neither add to the
+    total nor pass gradient, and reads 0.0 in `parts`; so do the anchor term when disabled or
+    unusable in the batch (fewer than 2 present rows per modality) and CE without labels.
+    Teacher embeddings, logits and anchors are targets and are detached.
+
+    forward shapes: student_emb (B, D), teacher_emb (B, D), student_logits (B, C),
+    teacher_logits (B, C), labels (B,) long with -100 for unlabelled or None, teacher_variance
+    (B,) or None, anchors: modality -> (B, D) or None, anchor_present: modality -> (B,) bool
+    or None -> (total scalar, parts: align, anchor, kd, ce, mean_weight as floats).
+    """
+
+    def __init__(self, cfg: DistillLossConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg if cfg is not None else DistillLossConfig()
+        self.align = InfoNCELoss(temperature=self.cfg.infonce_temperature)
+        self.anchor = AnchorAlignmentLoss(temperature=self.cfg.infonce_temperature)
+        self.kd = KDLoss(temperature=self.cfg.temperature)
+        self.ce = LabelCrossEntropy()
+
+    def forward(
+        self,
+        student_emb: Tensor,
+        teacher_emb: Tensor,
+        student_logits: Tensor,
+        teacher_logits: Tensor,
+        labels: Tensor | None = None,
+        teacher_variance: Tensor | None = None,
+        anchors: Mapping[str, Tensor] | None = None,
+        anchor_present: Mapping[str, Tensor] | None = None,
+    ) -> tuple[Tensor, dict[str, float]]:
+        cfg = self.cfg
+        weights = None
+        if teacher_variance is not None and cfg.uncertainty_mode != "off":
+            weights = uncertainty_weights(teacher_variance, cfg)  # (B,)
+        parts = {"align": 0.0, "anchor": 0.0, "kd": 0.0, "ce": 0.0}
+        parts["mean_weight"] = 1.0 if weights is None else float(weights.mean())
+        terms: list[Tensor] = []
+
+        if cfg.alpha > 0:
+            align = self.align(student_emb, teacher_emb.detach(), weights)
+            parts["align"] = float(align.detach())
+            if cfg.use_anchor and anchors:
+                anchor = self.anchor.forward_or_none(
+                    student_emb,
+                    {m: a.detach() for m, a in anchors.items()},
+                    dict(anchor_present or {}),
+                    weights,
+                )
+                if anchor is not None:
+                    parts["anchor"] = float(anchor.detach())
+                    align = (align + anchor) / 2
+            terms.append(cfg.alpha * align)
+        if cfg.alpha < 1:
+            kd = self.kd(student_logits, teacher_logits, weights)
+            parts["kd"] = float(kd.detach())
+            terms.append((1 - cfg.alpha) * kd)
+        if cfg.beta > 0 and labels is not None:
+            ce = self.ce(student_logits, labels)
+            parts["ce"] = float(ce.detach())
+            terms.append(cfg.beta * ce)
+        return torch.stack(terms).sum(), parts
