@@ -16,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from core.data.cohort import CASES_FILE, IMPORTED_FILE, cohort_stats, load_cases
+from core.data.cohort_io import CASES_FILE, IMPORTED_FILE, cohort_stats, load_cases
 from core.errors import CmkdError
 from workbench.workspace import Workspace
 
@@ -45,7 +45,7 @@ class WorkspaceStatus:
     root: Path
     cohort_present: bool  # cohort/cases.jsonl exists
     cohort_error: str  # why the cohort could not be read; "" when it could (or is absent)
-    cohort_stats: Mapping[str, Any] | None  # read-only core.data.cohort.cohort_stats output
+    cohort_stats: Mapping[str, Any] | None  # read-only core.data.cohort_io.cohort_stats output
     models: tuple[ModelInfo, ...]  # sorted by folder name
     index: IndexInfo | None  # None when there is no index/meta.json
     db_present: bool

@@ -1,0 +1,45 @@
+"""The `cmkd` console script: exit codes, JSON output, clean errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from workbench.cli import main
+
+
+def test_cohort_stats_json(tiny_cohort: Path, capsys) -> None:
+    assert main(["cohort", "stats", "--cohort", str(tiny_cohort), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["n_cases"] == 48 and set(stats) >= {"by_type", "by_split", "notes_by_language"}
+
+
+def test_cohort_stats_without_cohort_exits_2(tmp_path: Path, capsys) -> None:
+    assert main(["cohort", "stats", "--cohort", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+
+
+def test_import_errors_exit_2_one_line_each(tmp_path: Path, capsys) -> None:
+    m = tmp_path / "m.csv"
+    m.write_text("case_id,label\nA,NOPE\nB,ALSO\n")
+    assert main(["cohort", "import", str(m), "--cohort", str(tmp_path / "c")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        "error: m.csv: row 2: label 'NOPE' is not one of " + lines[0].split("one of ")[1],
+        "error: m.csv: row 3: label 'ALSO' is not one of " + lines[1].split("one of ")[1],
+    ]
+
+
+def test_console_script_generates_a_cohort(tmp_path: Path) -> None:
+    out = tmp_path / "c"
+    proc = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "cohort", "generate", "--cases", "5", "--seed", "1",
+         "--out", str(out), "--workers", "1", "--json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["n_cases"] == 5
+    assert (out / "cases.jsonl").exists()

@@ -1,0 +1,161 @@
+"""`cmkd`: the command-line interface of the workbench.
+
+Exit codes: 0 success; 2 invalid input (one `error: ...` line per problem on stderr, no
+traceback); 1 internal error. `--json` prints machine-readable output on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from core.errors import CmkdError, CohortError, ConfigError, InputError
+from workbench.workspace import Workspace
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
+
+
+def _progress_bar(desc: str) -> Callable[[int, int], None]:
+    """A tqdm bar on stderr driven by (done, total) callbacks."""
+    from tqdm import tqdm
+
+    bar: list[tqdm] = []
+
+    def update(done: int, total: int) -> None:
+        if not bar:
+            bar.append(tqdm(total=total, desc=desc, unit="case", file=sys.stderr))
+        bar[0].update(done - bar[0].n)
+        if done >= total:
+            bar[0].close()
+
+    return update
+
+
+def _print_stats(stats: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(stats, indent=2))
+        return
+    print(f"cases: {stats['n_cases']}")
+    print("splits: " + ", ".join(f"{k} {v}" for k, v in stats["by_split"].items()))
+    print(f"{'type':6} {'cases':>6} {'train':>6} {'val':>5} {'test':>5}  slide genomic note")
+    for t, n in stats["by_type"].items():
+        s, m = stats["by_type_split"][t], stats["by_type_modality"][t]
+        print(
+            f"{t:6} {n:6d} {s.get('train', 0):6d} {s.get('val', 0):5d} {s.get('test', 0):5d}"
+            f"  {m.get('slide', 0):5d} {m.get('genomic', 0):7d} {m.get('note', 0):4d}"
+        )
+    for title, key in (("notes per language", "notes_by_language"), ("stages", "by_stage")):
+        print(f"{title}: " + ", ".join(f"{k} {v}" for k, v in stats[key].items()))
+
+
+def cmd_cohort_generate(args: argparse.Namespace) -> int:
+    from core.data.cohort import CohortConfig, cohort_stats, generate_cohort, load_cases
+
+    out = Path(args.out) if args.out else Workspace.from_env().cohort_dir
+    cfg = CohortConfig(n_cases=args.cases, seed=args.seed, workers=args.workers)
+    generate_cohort(out, cfg, progress=None if args.json else _progress_bar("cohort"))
+    stats = cohort_stats(load_cases(out))
+    if args.json:
+        print(json.dumps({"out": str(out), **stats}, indent=2))
+    else:
+        print(f"cohort written to {out}")
+        _print_stats(stats, as_json=False)
+    return EXIT_OK
+
+
+def cmd_cohort_stats(args: argparse.Namespace) -> int:
+    from core.data.cohort_io import cohort_stats, load_cases
+
+    cohort = Path(args.cohort) if args.cohort else Workspace.from_env().cohort_dir
+    _print_stats(cohort_stats(load_cases(cohort)), args.json)
+    return EXIT_OK
+
+
+def cmd_cohort_import(args: argparse.Namespace) -> int:
+    from core.data.manifest import import_manifest
+
+    cohort = Path(args.cohort) if args.cohort else Workspace.from_env().cohort_dir
+    cases = import_manifest(Path(args.manifest), cohort)
+    if args.json:
+        print(json.dumps({"imported": [c.case_id for c in cases]}))
+    else:
+        print(f"imported {len(cases)} case(s) into {cohort}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Build whatever of the default workspace is missing; do nothing when it is complete."""
+    from core.data.cohort import CASES_FILE, CohortConfig, generate_cohort
+
+    ws = Workspace.from_env()
+    if (ws.cohort_dir / CASES_FILE).exists():
+        print(f"cohort: present in {ws.cohort_dir}", file=sys.stderr)
+    else:
+        print(f"cohort: generating {args.cases} cases into {ws.cohort_dir}", file=sys.stderr)
+        cfg = CohortConfig(n_cases=args.cases, seed=args.seed)
+        generate_cohort(ws.cohort_dir, cfg, progress=_progress_bar("cohort"))
+    print(f"workspace ready: {ws.root}", file=sys.stderr)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cmkd", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="build the default workspace if missing (idempotent)")
+    demo.add_argument("--cases", type=int, default=3000, help="cases in the demo cohort")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=cmd_demo)
+
+    cohort = sub.add_parser("cohort", help="synthetic cohort and real-data import")
+    csub = cohort.add_subparsers(dest="cohort_command", required=True)
+    gen = csub.add_parser("generate", help="generate a synthetic cohort")
+    gen.add_argument("--cases", type=int, default=3000)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--out", help="cohort folder (default: $CMKD_WORKSPACE/cohort)")
+    gen.add_argument("--workers", type=int, default=0, help="processes (0: one per core)")
+    gen.add_argument("--json", action="store_true")
+    gen.set_defaults(func=cmd_cohort_generate)
+    stats = csub.add_parser("stats", help="counts by type, split, language, modality, stage")
+    stats.add_argument("--cohort", help="cohort folder (default: $CMKD_WORKSPACE/cohort)")
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(func=cmd_cohort_stats)
+    imp = csub.add_parser("import", help="import real cases from a manifest CSV")
+    imp.add_argument("manifest")
+    imp.add_argument("--cohort", help="cohort folder (default: $CMKD_WORKSPACE/cohort)")
+    imp.add_argument("--json", action="store_true")
+    imp.set_defaults(func=cmd_cohort_import)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (InputError, CohortError, ConfigError) as e:
+        for line in str(e).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_INVALID
+    except CmkdError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INTERNAL
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception as e:  # noqa: BLE001 - last resort: a one-line message, details on demand
+        if os.environ.get("CMKD_DEBUG"):
+            raise
+        print(
+            f"internal error: {type(e).__name__}: {e} (set CMKD_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
