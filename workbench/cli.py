@@ -7,6 +7,7 @@ traceback); 1 internal error. `--json` prints machine-readable output on stdout.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -102,9 +103,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# Feature commands live in their own modules, each with `register(subparsers)` that adds its
+# parsers and sets `func`; adding a feature's commands is one line here.
+FEATURE_COMMANDS: tuple[str, ...] = ()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cmkd", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
+    for module in FEATURE_COMMANDS:
+        importlib.import_module(module).register(sub)
 
     demo = sub.add_parser("demo", help="build the default workspace if missing (idempotent)")
     demo.add_argument("--cases", type=int, default=3000, help="cases in the demo cohort")

@@ -1,4 +1,6 @@
-"""UI translations: one flat JSON catalogue per language in `assets/i18n/<lang>.json`.
+"""UI translations: flat JSON catalogues per language, `assets/i18n/<lang>.json` for the shell
+and `assets/i18n/<feature>/<lang>.json` per feature (merged; a key may be defined only once),
+so that features add strings without editing one shared file.
 
 Each catalogue maps a dotted key (e.g. "home.title") to a string that may hold `{name}`
 placeholders filled by `translate`. Clinical content (notes, summaries) is not translated
@@ -38,15 +40,19 @@ def catalog(lang: str) -> Mapping[str, str]:
     """The read-only key -> string catalogue of `lang`, read once per process."""
     if lang not in UI_LANGUAGES:
         raise ValueError(f"unknown UI language {lang!r}; expected one of {sorted(UI_LANGUAGES)}")
-    path = I18N_DIR / f"{lang}.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read UI translations: {exc}") from exc
-    if not isinstance(data, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
-    ):
-        raise ConfigError(f"{path}: must be a flat JSON object of string keys to strings")
+    data: dict[str, str] = {}
+    for path in (I18N_DIR / f"{lang}.json", *sorted(I18N_DIR.glob(f"*/{lang}.json"))):
+        try:
+            part = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read UI translations: {exc}") from exc
+        if not isinstance(part, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in part.items()
+        ):
+            raise ConfigError(f"{path}: must be a flat JSON object of string keys to strings")
+        if clash := sorted(data.keys() & part.keys()):
+            raise ConfigError(f"{path}: keys already defined elsewhere: {', '.join(clash[:5])}")
+        data.update(part)
     return MappingProxyType(data)
 
 
