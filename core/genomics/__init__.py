@@ -1,0 +1,1 @@
+"""VCF reading (pysam lives only in `pysam_adapter`) and somatic variant interpretation."""
