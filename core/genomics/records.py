@@ -75,7 +75,7 @@ class VariantRecord:
 
 
 @dataclass(frozen=True)
-class Warning_:
+class ReadWarning:
     """An oddity that could be read (non-numeric QUAL, undeclared INFO, unsorted records)."""
 
     line: int
