@@ -1,0 +1,209 @@
+"""The VCF service (role, size limits, gzip bombs, pseudonymised audit, worker process) and the
+`cmkd vcf` command (exit codes, outputs)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import sqlite3
+import stat
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from core.errors import InputError
+from core.genomics.reader import read_all
+from core.genomics.records import VcfError
+from workbench import cli, vcf_service
+from workbench.errors import PermissionDenied
+from workbench.roles import User
+from workbench.store import Store, pseudonym
+from workbench.vcf_service import (
+    UploadLimits,
+    interpret_upload,
+    list_samples,
+    start_upload,
+    upload_samples,
+    workspace_salt,
+)
+from workbench.workspace import Workspace
+
+SAMPLE = "Maria_Silva_TUMOR"  # a sample name that is personal data
+COUNSELLOR = User("ana", "genetic_counsellor")
+HEADER = """\
+##fileformat=VCFv4.2
+##contig=<ID=7,length=159138663>
+##INFO=<ID=CSQ,Number=.,Type=String,Description="Consequence annotations from Ensembl VEP. \
+Format: Allele|Consequence|IMPACT|SYMBOL|HGVSp|gnomAD_AF">
+##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">
+#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t{tumor}\tMaria_Silva_NORMAL
+"""
+BRAF = (
+    "7\t140453136\t.\tA\tT\t50\tPASS\tCSQ=T|missense_variant|MODERATE|BRAF|p.V600E|\tGT\t0/1\t0/0\n"
+)
+PASSENGER = (
+    "7\t{pos}\t.\tC\tT\t50\tPASS\tCSQ=T|synonymous_variant|LOW|BRAF|p.L{n}=|\tGT\t0/1\t0/0\n"
+)
+
+
+def vcf_text(n_passengers: int = 3) -> str:
+    passengers = "".join(PASSENGER.format(pos=1000 + i, n=10 + i) for i in range(n_passengers))
+    return HEADER.format(tumor=SAMPLE) + passengers + BRAF
+
+
+@pytest.fixture()
+def ws(tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path / "ws")
+
+
+@pytest.fixture()
+def store(ws: Workspace) -> Store:
+    return Store(ws.db_path)
+
+
+def audit_dump(store: Store) -> str:
+    with sqlite3.connect(store.path) as conn:
+        return "\n".join(repr(row) for row in conn.execute("SELECT * FROM audit"))
+
+
+def test_upload_is_interpreted_in_a_worker_and_audited_with_pseudonyms(ws, store) -> None:
+    data = vcf_text().encode()
+    job = start_upload(COUNSELLOR, data, f"{SAMPLE}.vcf", store, ws, "SKCM")
+    report = job.result(timeout=120)
+    assert report.sample == SAMPLE and report.file_name == f"{SAMPLE}.vcf"
+    assert [v.gene for v in report.actionable] == ["BRAF"] and report.actionable[0].tier == "I"
+    progress = job.progress()
+    assert progress.records == 4 and progress.fraction == 1.0
+    annotated = job.annotated_vcf
+    assert annotated is not None and read_all(annotated)[1][-1].info["CMKD_TIER"] == "I"
+    assert not (job.folder / "upload").exists()  # the upload copy is gone once interpreted
+    job.cleanup()
+    assert not job.folder.exists()
+
+    salt = workspace_salt(ws)
+    entries = store.audit_entries()
+    assert [e.action for e in entries] == ["interpret_vcf", "upload_vcf"]
+    assert {e.target for e in entries} == {pseudonym(SAMPLE, salt)}
+    assert entries[1].details["file"] == pseudonym(f"{SAMPLE}.vcf", salt)
+    assert entries[0].details["outcome"] == "ok" and entries[0].details["n_actionable"] == 1
+    assert "Maria" not in audit_dump(store)  # neither sample nor file name in clear
+    assert store.verify_audit() == 2
+
+
+def test_workspace_salt_is_private_and_stable(ws) -> None:
+    salt = workspace_salt(ws)
+    assert len(salt) == 64 and workspace_salt(ws) == salt
+    mode = (ws.root / "pseudonym.salt").stat().st_mode
+    assert stat.S_IMODE(mode) == 0o600
+    assert workspace_salt(Workspace(ws.root.parent / "other")) != salt
+
+
+def test_roles_are_enforced_by_the_service(ws, store) -> None:
+    data = vcf_text().encode()
+    with pytest.raises(PermissionDenied, match="nurse"):
+        interpret_upload(User("joe", "nurse"), data, "x.vcf", store, ws)
+    with pytest.raises(PermissionDenied, match="sign in"):
+        interpret_upload(None, data, "x.vcf", store, ws)
+    outcomes = [(e.actor, e.details["outcome"]) for e in store.audit_entries()]
+    assert outcomes == [("anonymous", "denied"), ("joe", "denied")]
+
+
+def test_size_limit_and_bad_input_are_refused_before_any_work(ws, store) -> None:
+    data = vcf_text().encode()
+    with pytest.raises(InputError, match=r"big\.vcf: \d+ bytes is over the upload limit of 100"):
+        start_upload(COUNSELLOR, data, "big.vcf", store, ws, limits=UploadLimits(max_bytes=100))
+    with pytest.raises(InputError, match="unknown tumour type"):
+        start_upload(COUNSELLOR, data, "x.vcf", store, ws, tumor_type="NOPE")
+    with pytest.raises(VcfError, match=r"^x\.vcf: sample 'ghost' not found"):
+        start_upload(COUNSELLOR, data, "x.vcf", store, ws, sample="ghost")
+    rejected = store.audit_entries()
+    assert [e.details["outcome"] for e in rejected] == ["rejected"] * 3
+    assert "ghost" not in audit_dump(store) and "Maria" not in audit_dump(store)
+
+
+def test_gzip_bomb_is_stopped_at_the_uncompressed_cap(ws, store) -> None:
+    data = gzip.compress(vcf_text(n_passengers=20000).encode())  # ~1.5 MB of text, ~50 KB
+    limits = UploadLimits(max_bytes=len(data) + 1, uncompressed_factor=2)
+    with pytest.raises(VcfError, match=r"^bomb\.vcf\.gz: file expands beyond \d+ bytes$"):
+        interpret_upload(COUNSELLOR, data, "bomb.vcf.gz", store, ws, limits=limits)
+    assert store.audit_entries()[0].details == {
+        "outcome": "rejected", "error": "VcfError", "error_line": None,
+    }  # fmt: skip
+
+
+def test_bad_record_is_reported_with_the_upload_name_and_line(ws, store) -> None:
+    data = (vcf_text() + "7\tnot-a-position\t.\tA\tT\t.\t.\t.\tGT\t0/1\t0/0\n").encode()
+    with pytest.raises(VcfError, match=r"^broken\.vcf: line 10: "):
+        interpret_upload(COUNSELLOR, data, "broken.vcf", store, ws)
+    assert store.audit_entries()[0].details["error_line"] == 10
+
+
+def test_sample_picker_lists_tumour_and_normal(tmp_path) -> None:
+    path = tmp_path / "pair.vcf"
+    path.write_text(vcf_text())
+    samples = list_samples(path)
+    assert samples.names == (SAMPLE, "Maria_Silva_NORMAL")
+    assert (samples.tumor, samples.normal, samples.default) == (SAMPLE, "Maria_Silva_NORMAL",
+                                                                SAMPLE)  # fmt: skip
+    assert upload_samples(path.read_bytes(), "pair.vcf") == samples
+    with pytest.raises(VcfError, match=r"^odd\.vcf: "):
+        upload_samples(b"not a vcf at all\n", "odd.vcf")
+
+
+# ------------------------------------------------------------------------------ cmkd vcf
+
+
+@pytest.fixture()
+def cmkd(monkeypatch: pytest.MonkeyPatch):
+    """cli.main with the vcf command registered, as the lead's FEATURE_COMMANDS will."""
+    monkeypatch.setattr(cli, "FEATURE_COMMANDS", ("workbench.commands.vcf",))
+    return cli.main
+
+
+def test_cmkd_vcf_outputs(cmkd, tmp_path, capsys) -> None:
+    path = tmp_path / "in.vcf"
+    path.write_text(vcf_text())
+    assert cmkd(["vcf", str(path), "--tumor-type", "SKCM", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["sample"] == SAMPLE and data["actionable"][0]["gene"] == "BRAF"
+    assert cmkd(["vcf", str(path), "--tsv", "--panel-mb", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("key\t") and len(lines) == 5
+    out = tmp_path / "out.vcf.gz"
+    assert cmkd(["vcf", str(path), "--tumor-type", "skcm", "--vcf-out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "tier I: BRAF V600E" in table and "TMB: 0.91 mutations/Mb" in table
+    assert read_all(out)[1][-1].info["CMKD_CLASS"] == "pathogenic"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (vcf_text().encode()[: -len(BRAF) + 12], r"^error: bad\.vcf: line 9: "),  # cut short
+        (gzip.compress(vcf_text().encode())[:-12], r"^error: bad\.vcf: "),  # truncated gzip
+    ],
+)
+def test_cmkd_vcf_invalid_input_exits_2_with_one_line(cmkd, tmp_path, capsys, content,
+                                                      expected) -> None:  # fmt: skip
+    path = tmp_path / "bad.vcf"
+    path.write_bytes(content)
+    assert cmkd(["vcf", str(path), "--json"]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.replace(str(tmp_path) + "/", "")
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert re.match(expected, err), err
+    assert captured.out == ""
+
+
+def test_stale_job_folders_are_swept_at_the_next_upload(ws, store) -> None:
+    stale = Path(tempfile.mkdtemp(prefix=vcf_service.FOLDER_PREFIX))
+    fresh = Path(tempfile.mkdtemp(prefix=vcf_service.FOLDER_PREFIX))
+    old = time.time() - vcf_service.STALE_AFTER_S - 60
+    os.utime(stale, (old, old))
+    interpret_upload(COUNSELLOR, vcf_text().encode(), "x.vcf", store, ws)
+    assert not stale.exists() and fresh.exists()
+    fresh.rmdir()

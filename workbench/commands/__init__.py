@@ -1,0 +1,1 @@
+"""Feature subcommands of `cmkd`; each module exposes `register(subparsers)`."""
