@@ -29,6 +29,8 @@ class PageSpec:
 # Navigation order; the first page is the default. Adding a page is one line here.
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("app_pages/home.py", "nav.home", ":material/monitor_heart:"),
+    PageSpec("app_pages/vcf.py", "nav.vcf", ":material/genetics:"),
+    PageSpec("app_pages/summary.py", "nav.summary", ":material/description:"),
     PageSpec("app_pages/about.py", "nav.about", ":material/info:"),
 )
 

@@ -105,7 +105,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # Feature commands live in their own modules, each with `register(subparsers)` that adds its
 # parsers and sets `func`; adding a feature's commands is one line here.
-FEATURE_COMMANDS: tuple[str, ...] = ()
+FEATURE_COMMANDS: tuple[str, ...] = (
+    "workbench.commands.index",
+    "workbench.commands.vcf",
+    "workbench.commands.summary",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
