@@ -1,0 +1,1 @@
+"""Encoders: the teacher's text backbone, the multilingual student, heads and the quantum head."""
