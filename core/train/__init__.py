@@ -1,0 +1,1 @@
+"""Training loops (teacher, distillation) and the helpers they share."""

@@ -1,0 +1,1233 @@
+"""Cross-lingual distillation: the frozen English teacher -> one multilingual student.
+
+Training rows (one student input each):
+  (a) a training case's note in a student language. Targets come from the teacher's run for
+      the ENGLISH note of the same case and kind: its shared-space embedding (alignment), the
+      teacher's logits and MC-dropout variance (KD, uncertainty weights), the case's slide
+      and genomic embeddings with presence masks (anchors), and, for languages listed in
+      `ce_languages`, the case's recorded label (CE);
+  (b) the English note itself, with the same targets (the student must work in English too);
+  (c) with `use_parallel`, human-translated sentences (assets/parallel): the English sentence
+      or one of its translations -> the teacher's text-branch embedding of the English
+      sentence (frozen MiniLM, then the teacher's text projection head), as in Reimers &
+      Gurevych 2020. They have no labels, logits or anchors, so only alignment applies.
+
+Objective per batch of n note rows (a, b) and m parallel rows (c):
+
+    loss = (n * DistillationLoss(note rows) + m * alpha * InfoNCE(parallel rows)) / (n + m)
+
+with DistillationLoss = alpha * align + (1 - alpha) * KD + beta * CE (core/losses/combined.py).
+A batch never holds two rows of one case or of one parallel sentence, so InfoNCE never counts
+a row's own target (or its case's anchors) among the negatives.
+
+Zero-shot: by default CE uses recorded labels of English notes only (`ce_languages`), so the
+student's accuracy in a student language comes from distillation, not from labels in that
+language. Test-split cases (written from held-out templates) never enter training, and the
+run refuses to start when a training note was written from a test template.
+
+Output folder (a temporary sibling renamed at the end, so it is always complete):
+student.safetensors (encoder), head.safetensors (projection into the teacher's shared
+space), classifier.safetensors (cancer type from the projected embedding), tokenizer/,
+config.json and metrics.jsonl (one JSON line per epoch). Never pickles.
+
+Multi-process: `main` runs under torchrun (`python -m torch.distributed.run --standalone
+--nproc_per_node N -m core.train.distill --config cfg.json ...`); `launch_distill` starts it.
+Rank 0 builds the tokenizer and the parallel targets and broadcasts them; every rank draws the
+same epoch plan and a DistributedSampler deals its batches out; DistributedDataParallel keeps
+the weights equal; only rank 0 validates and writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import importlib.metadata
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+from core.data.cohort import load_cases
+from core.data.lexicon import Lexicon, default_lexicon
+from core.data.notes import list_templates
+from core.data.parallel import ParallelRow, load_parallel
+from core.data.schema import (
+    CANCER_TYPES,
+    NOTE_KINDS,
+    STUDENT_LANGUAGES,
+    TEACHER_LANGUAGE,
+    Case,
+)
+from core.errors import CmkdError, CohortError, ConfigError, InputError
+from core.losses.combined import DistillationLoss, DistillLossConfig
+from core.models.heads import ClassifierHead, Head, ProjectionHead
+from core.models.student import StudentConfig, StudentEncoder
+from core.models.teacher import Teacher, TeacherConfig
+from core.models.text import TeacherTextEncoder
+from core.models.tokenizer import (
+    EXTENSION_FILE,
+    TOKENIZER_FILE,
+    StudentTokenizer,
+    build_student_tokenizer,
+    entity_ids_from_spans,
+    write_atomic,
+)
+from core.train import common
+from core.train.common import ProgressCallback
+from core.train.teacher import MINILM_DIST, load_embeddings, load_teacher
+
+STUDENT_FILE = "student.safetensors"
+HEAD_FILE = "head.safetensors"
+CLASSIFIER_FILE = "classifier.safetensors"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+TOKENIZER_DIR = "tokenizer"
+HEADS: tuple[str, ...] = ("classical", "quantum")
+KD_SOURCES: tuple[str, ...] = ("note", "fused")
+CPU_BF16: tuple[str, ...] = ("auto", "on", "off")
+IGNORE_LABEL = -100  # LabelCrossEntropy's "no label"
+RECALL_K = 10
+SAVE_RESERVE_S = 5.0  # seconds kept for writing the checkpoint under the time budget
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """One distillation run. Defaults: the demo student, at most 4.5 minutes on 2 CPU cores."""
+
+    # Student languages distilled; English notes always join (rows (b)).
+    languages: tuple[str, ...] = STUDENT_LANGUAGES
+    # Encoder shape; entity_attention and n_entities are set from this config and the lexicon.
+    student: StudentConfig = field(default_factory=StudentConfig)
+    # Copy embeddings and layers from MiniLM (needs MiniLM's width); False trains from scratch.
+    init_from_minilm: bool = True
+    # Start the projection head (classical) and the classifier as copies of the teacher's
+    # text head and classifier, so the student starts near the teacher's text branch (needs
+    # student.hidden == the teacher's text width, 384).
+    init_from_teacher: bool = True
+    loss: DistillLossConfig = field(default_factory=DistillLossConfig)  # article's weights
+    # KD/uncertainty targets: the teacher on the English note alone ("note"; what a text can
+    # tell) or on the whole case, all modalities fused ("fused").
+    kd_source: str = "note"
+    # Languages whose notes carry the recorded label in CE. English only keeps the student's
+    # accuracy in the student languages zero-shot (no target-language labels).
+    ce_languages: tuple[str, ...] = (TEACHER_LANGUAGE,)
+    epochs: int = 2  # passes of `notes_per_epoch` rows (the time budget may stop earlier)
+    # Note rows drawn per epoch over all processes (there are ~44k triples case x kind x
+    # language in the demo cohort, too many for the CPU budget); 0 = every triple once.
+    notes_per_epoch: int = 2400
+    batch_size: int = 32  # rows per step and process, parallel rows included
+    lr: float = 1e-4  # AdamW peak learning rate of the pretrained encoder
+    head_lr: float = 1e-3  # peak learning rate of the projection head and the classifier
+    weight_decay: float = 0.01  # AdamW decoupled weight decay (not on biases and norms)
+    warmup: float = 0.1  # share of the run spent warming the learning rate up
+    grad_clip: float = 1.0  # max global gradient norm
+    max_length: int = 96  # student tokens per text (notes are truncated)
+    use_parallel: bool = True  # also distil on the human-translated parallel sentences
+    parallel_share: float = 0.25  # share of each batch taken from parallel sentences
+    # Training parallel rows used, a seeded sample (their teacher targets need MiniLM, ~60
+    # sentences/s on 2 cores); 0 = all of them (the 300 held-out rows are never used).
+    parallel_rows: int = 1024
+    use_entity_attention: bool = True  # lexicon entities bias the attention (ablation: off)
+    head: str = "classical"  # projection head: "classical" or "quantum" (4-qubit circuit)
+    extra_vocab: int = 8000  # pieces the student tokenizer adds to MiniLM's vocabulary
+    val_per_language: int = 64  # validation notes per language (same cases in every one)
+    eval_batch_size: int = 64  # texts per inference batch in validation
+    seed: int = 0  # seeds torch, numpy and random, and the sampling of rows
+    device: str = "auto"  # "auto" (CUDA if present), "cpu" or "cuda"
+    threads: int = 0  # torch CPU threads per process; 0 = the cores shared out among processes
+    # bf16 autocast on the CPU: "auto" = when the CPU computes bf16 natively (AVX512-BF16 or
+    # AMX; there a training step ran 1.7-2x faster with the same losses), "on" or "off".
+    # CUDA always runs under bf16 autocast.
+    cpu_bf16: str = "auto"
+    # Hard wall-clock cap of the whole run, saving included (the demo's share of its 10 min).
+    max_minutes: float = 4.5
+    cache_dir: str = ""  # MiniLM embedding cache shared with the teacher; "" = <out>/../.cache
+    show_progress_bar: bool = True  # tqdm bars on stderr
+
+    def __post_init__(self) -> None:
+        problems = []
+        langs = self.languages
+        if not langs or len(set(langs)) != len(langs) or not set(langs) <= set(STUDENT_LANGUAGES):
+            problems.append(f"languages must be distinct, non-empty, from {STUDENT_LANGUAGES}")
+        if not set(self.ce_languages) <= {TEACHER_LANGUAGE, *langs}:
+            problems.append("ce_languages must be English or among languages")
+        if self.kd_source not in KD_SOURCES:
+            problems.append(f"kd_source must be one of {KD_SOURCES}")
+        if self.head not in HEADS:
+            problems.append(f"head must be one of {HEADS}")
+        if self.device not in common.DEVICES:
+            problems.append(f"device must be one of {common.DEVICES}")
+        if self.cpu_bf16 not in CPU_BF16:
+            problems.append(f"cpu_bf16 must be one of {CPU_BF16}")
+        for name in ("epochs", "eval_batch_size", "val_per_language"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1")
+        for name in ("notes_per_epoch", "parallel_rows", "threads", "extra_vocab"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0")
+        if self.lr <= 0 or self.head_lr <= 0 or self.weight_decay < 0 or self.grad_clip <= 0:
+            problems.append("lr, head_lr and grad_clip must be > 0, weight_decay >= 0")
+        if self.max_minutes <= 0:
+            problems.append("max_minutes must be > 0")
+        if not 0.0 <= self.warmup < 1.0 or not 0.0 <= self.parallel_share < 1.0:
+            problems.append("warmup and parallel_share must be in [0, 1)")
+        if not 2 <= self.max_length <= self.student.max_length:
+            problems.append(
+                f"max_length must be in [2, student.max_length={self.student.max_length}]"
+            )
+        n_par = self.parallel_rows_per_batch
+        if self.batch_size - n_par < 2 or (self.use_parallel and 0 < n_par < 2):
+            problems.append("batch_size must leave >= 2 note rows and 0 or >= 2 parallel rows")
+        if problems:
+            raise ConfigError("DistillConfig: " + "; ".join(problems))
+
+    @property
+    def parallel_rows_per_batch(self) -> int:
+        return round(self.batch_size * self.parallel_share) if self.use_parallel else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return common.config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DistillConfig:
+        """From parsed JSON; unknown keys (nested ones too) raise ConfigError."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"DistillConfig: expected a JSON object, got {type(d).__name__}")
+        d = dict(d)
+        if isinstance(d.get("student"), dict):
+            d["student"] = StudentConfig.from_dict(d["student"])
+        if isinstance(d.get("loss"), dict):
+            try:
+                d["loss"] = DistillLossConfig.from_dict(d["loss"])
+            except TypeError as exc:
+                raise ConfigError(f"DistillLossConfig: {exc}") from exc
+        return common.config_from_dict(cls, d)
+
+    @classmethod
+    def load(cls, path: Path) -> DistillConfig:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ConfigError(f"{path}: cannot read the distillation config: {exc}") from exc
+        return cls.from_dict(data)
+
+
+# --------------------------------------------------------------------------- the model
+
+
+class StudentModel(nn.Module):
+    """StudentEncoder -> projection head (teacher's shared space, D) -> classifier.
+
+    forward: input_ids, attention_mask, entity_ids (B, T) -> embeddings (B, D) unit vectors
+    and cancer-type logits (B, len(CANCER_TYPES)), the classifier reading the projection.
+    """
+
+    def __init__(self, encoder: StudentEncoder, head: Head, classifier: ClassifierHead) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+        self.classifier = classifier
+
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, entity_ids: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        # Normalised before the head, as the teacher's text branch feeds MiniLM's output.
+        h = F.normalize(self.encoder(input_ids, attention_mask, entity_ids), dim=-1)  # (B, H)
+        z = self.head(h)  # (B, D)
+        return z, self.classifier(z)  # (B, D), (B, C)
+
+
+def _make_head(kind: str, in_dim: int, out_dim: int, hidden: int) -> Head:
+    """The projection head; `hidden` 0 = one Linear (classical only)."""
+    if kind == "quantum":
+        from core.models.quantum import QuantumProjectionHead  # PennyLane only when asked
+
+        return QuantumProjectionHead(in_dim, out_dim)
+    return ProjectionHead(in_dim, out_dim, hidden or None)
+
+
+def _build_model(
+    cfg: DistillConfig, student_cfg: StudentConfig, tokenizer: StudentTokenizer, teacher: Teacher
+) -> StudentModel:
+    """Encoder (from MiniLM or fresh), head and classifier (from the teacher or fresh)."""
+    if cfg.init_from_minilm:
+        encoder = StudentEncoder.from_minilm(student_cfg, tokenizer)
+    else:
+        encoder = StudentEncoder(student_cfg, tokenizer.vocab_size)
+    tcfg = teacher.config
+    copy_head = cfg.init_from_teacher and cfg.head == "classical"
+    if copy_head and student_cfg.hidden != tcfg.text_dim:
+        raise ConfigError(
+            f"init_from_teacher needs student.hidden == the teacher's text width "
+            f"{tcfg.text_dim}, got {student_cfg.hidden}"
+        )
+    head = _make_head(cfg.head, student_cfg.hidden, tcfg.embed_dim, _head_hidden(cfg, tcfg))
+    classifier = ClassifierHead(tcfg.embed_dim, len(CANCER_TYPES))
+    if copy_head:
+        head.load_state_dict(teacher.heads["text"].state_dict())
+    if cfg.init_from_teacher:
+        classifier.load_state_dict(teacher.classifier.state_dict())
+    return StudentModel(encoder, head, classifier)
+
+
+def _head_hidden(cfg: DistillConfig, tcfg: TeacherConfig) -> int:
+    return tcfg.head_hidden if cfg.init_from_teacher and cfg.head == "classical" else 0
+
+
+class TextBatcher:
+    """Texts -> student inputs: token ids, attention mask and lexicon entity ids (B, T).
+
+    Entity ids number the lexicon's concepts 1..N in `concept_ids` order (0 = none); the
+    order is saved with the checkpoint so that a changed lexicon cannot shift them.
+    """
+
+    def __init__(
+        self,
+        tokenizer: StudentTokenizer,
+        concept_ids: Sequence[str],
+        max_length: int,
+        entities: bool,
+        lexicon: Lexicon | None = None,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.concept_ids = tuple(concept_ids)
+        self.entity_index = {cid: i + 1 for i, cid in enumerate(self.concept_ids)}
+        self.max_length = max_length
+        self.entities = entities
+        self.lexicon = lexicon if lexicon is not None else default_lexicon()
+
+    def spans(self, text: str, lang: str | None) -> list[tuple[int, int, int]]:
+        return [
+            (m.start, m.end, self.entity_index[m.concept_id])
+            for m in self.lexicon.match(text, lang)
+            if m.concept_id in self.entity_index
+        ]
+
+    def __call__(self, texts: Sequence[str], langs: Sequence[str | None]) -> dict[str, Tensor]:
+        ids, mask, offsets = self.tokenizer.encode_batch(texts, self.max_length)
+        batch = {"input_ids": ids, "attention_mask": mask}
+        if self.entities:
+            spans = [self.spans(t, lang) for t, lang in zip(texts, langs, strict=True)]
+            batch["entity_ids"] = entity_ids_from_spans(offsets, spans)
+        return batch
+
+
+# --------------------------------------------------------------------- training data
+
+
+@dataclass(frozen=True)
+class NoteRow:
+    """One training note and where its teacher targets are (row of the teacher's arrays)."""
+
+    teacher_row: int
+    kind: int  # index into the teacher's note kinds
+    lang: str
+    text: str
+    label: int  # class index for CE, IGNORE_LABEL when unused
+
+
+ParallelItem = tuple[str, str, int]  # (language, text, index of the sentence's target)
+
+
+@dataclass(frozen=True)
+class TeacherTargets:
+    """The teacher's outputs that distillation reads, in the teacher's case order."""
+
+    case_index: dict[str, int]  # case id -> row
+    note_kinds: tuple[str, ...]
+    notes: Tensor  # (C, K, D) shared-space embedding of each English note
+    note_present: Tensor  # (C, K) bool
+    logits: Tensor  # (C, K, n_classes) KD targets per note (kd_source)
+    variance: Tensor  # (C, K) teacher variance per note (kd_source)
+    anchors: dict[str, Tensor]  # "slide", "genomic" -> (C, D)
+    anchor_present: dict[str, Tensor]  # "slide", "genomic" -> (C,) bool
+
+    @property
+    def dim(self) -> int:
+        return int(self.notes.shape[-1])
+
+
+def load_targets(teacher_dir: Path, kd_source: str) -> TeacherTargets:
+    """Read the teacher's embeddings.safetensors into distillation targets."""
+    t, meta = load_embeddings(teacher_dir)
+    if list(meta.get("classes", [])) != list(CANCER_TYPES):
+        raise InputError(f"{teacher_dir}: teacher classes differ from {CANCER_TYPES}")
+    kinds = tuple(meta["note_kinds"])
+    modalities = list(meta["modalities"])
+    k = len(kinds)
+    if kd_source == "note":
+        logits, variance = t["note_logits"], t["note_variance"]
+    else:  # the case's fused prediction, the same for each of its notes
+        logits = t["logits"].unsqueeze(1).expand(-1, k, -1)
+        variance = t["variance"].unsqueeze(1).expand(-1, k)
+    present = t["present"].bool()
+    return TeacherTargets(
+        case_index={cid: i for i, cid in enumerate(meta["case_ids"])},
+        note_kinds=kinds,
+        notes=t["notes"].float(),
+        note_present=t["note_present"].bool(),
+        logits=logits.float(),
+        variance=variance.float().clamp_min(0.0),
+        anchors={m: t[m].float() for m in ("slide", "genomic")},
+        anchor_present={m: present[:, modalities.index(m)] for m in ("slide", "genomic")},
+    )
+
+
+def reserved_template_ids(languages: Sequence[str]) -> frozenset[str]:
+    """Template ids reserved for the test split, in `languages`."""
+    return frozenset(
+        t.template_id
+        for lang in languages
+        for kind in NOTE_KINDS
+        for t in list_templates(lang, kind, "test")
+    )
+
+
+def training_notes(
+    cases: Sequence[Case], targets: TeacherTargets, cfg: DistillConfig
+) -> list[NoteRow]:
+    """Rows (a) and (b): every note of a train-split case in English and `cfg.languages`
+    whose English counterpart the teacher embedded. Raises CohortError when a training note
+    comes from a test template (the evaluation would then measure memory)."""
+    langs = (TEACHER_LANGUAGE, *cfg.languages)
+    reserved = reserved_template_ids(langs)
+    label_index = {t: i for i, t in enumerate(CANCER_TYPES)}
+    rows: list[NoteRow] = []
+    for case in cases:
+        if case.split != "train":
+            continue
+        row = targets.case_index.get(case.case_id)
+        if row is None:
+            raise CohortError(
+                f"training case {case.case_id} is unknown to the teacher: retrain the teacher "
+                "on this cohort"
+            )
+        for k, kind in enumerate(targets.note_kinds):
+            if not targets.note_present[row, k]:
+                continue
+            for lang in langs:
+                note = case.note(lang, kind)
+                if note is None or not note.text.strip():
+                    continue
+                if note.template_id in reserved:
+                    raise CohortError(
+                        f"{case.case_id}: training note {note.template_id} comes from a test "
+                        "template; refusing to train on it (the test split would leak)"
+                    )
+                label = label_index.get(case.label, IGNORE_LABEL)
+                use_label = lang in cfg.ce_languages
+                rows.append(NoteRow(row, k, lang, note.text, label if use_label else IGNORE_LABEL))
+    if not rows:
+        raise CohortError("no training notes: the cohort has no train-split case with notes")
+    return rows
+
+
+class RoundRobin:
+    """Rounds of one item per group: each group cycles through its items in a shuffled order,
+    so a round never repeats a group (a case, a sentence) and later rounds bring new items."""
+
+    def __init__(self, groups: Sequence[Sequence[int]], rng: np.random.Generator) -> None:
+        self.groups = [[int(i) for i in rng.permutation(g)] for g in groups if len(g)]
+        self.rng = rng
+        self.round = 0
+
+    def batches(self, n_batches: int, size: int) -> list[list[int]]:
+        """`n_batches` lists of at most `size` items (>= 2), none repeating a group."""
+        out: list[list[int]] = []
+        while len(out) < n_batches:
+            items = [g[self.round % len(g)] for g in self.groups]
+            self.round += 1
+            order = self.rng.permutation(len(items))
+            chunks = [[items[j] for j in order[s : s + size]] for s in range(0, len(items), size)]
+            out.extend(c for c in chunks if len(c) >= 2)
+        return out[:n_batches]
+
+
+class _Batches(Dataset):
+    """One epoch's batches; item i is the whole batch i, tokenised and with its targets."""
+
+    def __init__(
+        self,
+        plan: list[tuple[list[int], list[int]]],
+        notes: list[NoteRow],
+        parallel: list[ParallelItem],
+        parallel_targets: Tensor,
+        targets: TeacherTargets,
+        batcher: TextBatcher,
+    ) -> None:
+        self.plan = plan
+        self.notes = notes
+        self.parallel = parallel  # (lang, text, index into parallel_targets)
+        self.parallel_targets = parallel_targets
+        self.targets = targets
+        self.batcher = batcher
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        note_idx, par_idx = self.plan[i]
+        notes = [self.notes[j] for j in note_idx]
+        par = [self.parallel[j] for j in par_idx]
+        batch = self.batcher(
+            [r.text for r in notes] + [text for _, text, _ in par],
+            [r.lang for r in notes] + [lang for lang, _, _ in par],
+        )
+        t = self.targets
+        rows = torch.tensor([r.teacher_row for r in notes], dtype=torch.long)
+        kinds = torch.tensor([r.kind for r in notes], dtype=torch.long)
+        par_rows = torch.tensor([p for _, _, p in par], dtype=torch.long)
+        batch["teacher_emb"] = torch.cat([t.notes[rows, kinds], self.parallel_targets[par_rows]])
+        batch["teacher_logits"] = t.logits[rows, kinds]
+        batch["teacher_variance"] = t.variance[rows, kinds]
+        batch["labels"] = torch.tensor([r.label for r in notes], dtype=torch.long)
+        for m in t.anchors:
+            batch[f"anchor_{m}"] = t.anchors[m][rows]
+            batch[f"present_{m}"] = t.anchor_present[m][rows]
+        return batch
+
+
+def _sample_parallel(cfg: DistillConfig) -> list[ParallelRow]:
+    rows = list(load_parallel(cfg.languages))
+    if cfg.parallel_rows and cfg.parallel_rows < len(rows):
+        keep = np.random.default_rng([cfg.seed, 3]).choice(len(rows), cfg.parallel_rows, False)
+        rows = [rows[i] for i in sorted(keep)]
+    return rows
+
+
+def _parallel_items(
+    rows: Sequence[ParallelRow],
+) -> tuple[list[ParallelItem], list[list[int]]]:
+    """Rows (c): (lang, text, sentence index) for English and every translation, grouped
+    by sentence."""
+    items: list[ParallelItem] = []
+    groups: list[list[int]] = []
+    for i, row in enumerate(rows):
+        groups.append([])
+        for lang, text in row.texts.items():
+            groups[-1].append(len(items))
+            items.append((lang, text, i))
+    return items, groups
+
+
+def _tokenizer_texts(
+    notes: Sequence[NoteRow], parallel: Sequence[ParallelRow], langs: Sequence[str]
+) -> Iterator[str]:
+    """What the student trains on (notes, parallel sentences) and the lexicon's terms."""
+    yield from (r.text for r in notes)
+    for row in parallel:
+        yield from row.texts.values()
+    for concept in default_lexicon().concepts.values():
+        for lang in langs:
+            yield from concept.terms.get(lang, ())
+
+
+# ------------------------------------------------------------------- distributed bits
+
+
+@dataclass(frozen=True)
+class _World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def current(cls) -> _World:
+        if dist.is_available() and dist.is_initialized():
+            local = int(os.environ.get("LOCAL_RANK", dist.get_rank()))
+            return cls(dist.get_rank(), dist.get_world_size(), local)
+        return cls()
+
+
+def _broadcast_bytes(data: bytes | None, world: _World, device: torch.device) -> bytes:
+    """Rank 0's `data` on every rank."""
+    if world.size == 1:
+        assert data is not None
+        return data
+    size = torch.tensor([len(data) if data is not None else 0], dtype=torch.long, device=device)
+    dist.broadcast(size, 0)
+    buf = torch.zeros(int(size.item()), dtype=torch.uint8, device=device)
+    if world.is_main:
+        buf.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+    dist.broadcast(buf, 0)
+    return bytes(buf.cpu().numpy())
+
+
+def _broadcast_tensor(t: Tensor, world: _World, device: torch.device) -> Tensor:
+    """Rank 0's `t` on every rank (all ranks pass a tensor of the same shape and dtype)."""
+    if world.size == 1:
+        return t
+    buf = t.to(device).contiguous()
+    dist.broadcast(buf, 0)
+    return buf.cpu()
+
+
+def _state_hash(model: nn.Module) -> str:
+    """SHA-256 over the state dict's names and bytes (equal weights <=> equal hash)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------ validation
+
+
+@dataclass(frozen=True)
+class _ValSet:
+    """The same validation (case, kind) pairs in every language, queried against the
+    teacher's embeddings of every English validation note (the gallery)."""
+
+    texts: dict[str, list[str]]  # language -> note texts, aligned across languages
+    truth: Tensor  # (N,) true cancer type index
+    gallery: Tensor  # (G, D) teacher embeddings of every English validation note
+    target: Tensor  # (N,) each query's own note in the gallery
+
+
+def _validation_set(
+    cases: Sequence[Case], targets: TeacherTargets, cfg: DistillConfig
+) -> _ValSet | None:
+    langs = (TEACHER_LANGUAGE, *cfg.languages)
+    candidates = []
+    for case in sorted((c for c in cases if c.split == "val"), key=lambda c: c.case_id):
+        row = targets.case_index.get(case.case_id)
+        if row is None:
+            continue
+        for k, kind in enumerate(targets.note_kinds):
+            notes = [case.note(lang, kind) for lang in langs]
+            if targets.note_present[row, k] and all(n is not None for n in notes):
+                candidates.append((case, row, k, notes))
+    if not candidates:
+        return None
+    rng = np.random.default_rng([cfg.seed, 4])
+    n = min(cfg.val_per_language, len(candidates))
+    picked = sorted(rng.choice(len(candidates), n, replace=False))
+    return _ValSet(
+        texts={lang: [candidates[i][3][j].text for i in picked] for j, lang in enumerate(langs)},
+        truth=torch.tensor([CANCER_TYPES.index(candidates[i][0].cancer_type) for i in picked]),
+        gallery=torch.stack([targets.notes[row, k] for _, row, k, _ in candidates]),
+        target=torch.tensor(picked, dtype=torch.long),
+    )
+
+
+def cpu_bf16_enabled(cpu_bf16: str) -> bool:
+    """Whether the CPU runs under bf16 autocast for a config's `cpu_bf16`. "auto" needs native
+    bf16 (AVX512-BF16 or AMX): elsewhere torch emulates bf16 and it would slow training."""
+    if cpu_bf16 != "auto":
+        return cpu_bf16 == "on"
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def autocast_for(device: torch.device, cpu_bf16: str) -> contextlib.AbstractContextManager:
+    """common.autocast (bf16 on CUDA), and bf16 on the CPU as `cpu_bf16` asks."""
+    if device.type == "cpu" and cpu_bf16_enabled(cpu_bf16):
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return common.autocast(device)
+
+
+@torch.no_grad()
+def embed_texts(
+    model: StudentModel,
+    batcher: TextBatcher,
+    texts: Sequence[str],
+    lang: str | None,
+    device: torch.device,
+    batch_size: int = 64,
+    cpu_bf16: str = "off",
+) -> tuple[Tensor, Tensor]:
+    """Student embeddings (N, D) and logits (N, C) of `texts`, on the CPU, in eval mode.
+    `lang` None matches lexicon entities of every language."""
+    was_training = model.training
+    model.eval()
+    embs, logits = [], []
+    try:
+        for s in range(0, len(texts), batch_size):
+            chunk = list(texts[s : s + batch_size])
+            batch = {k: v.to(device) for k, v in batcher(chunk, [lang] * len(chunk)).items()}
+            with autocast_for(device, cpu_bf16):
+                z, y = model(**batch)
+            embs.append(z.float().cpu())
+            logits.append(y.float().cpu())
+    finally:
+        model.train(was_training)
+    dim = model.classifier.linear.in_features
+    if not embs:
+        return torch.empty(0, dim), torch.empty(0, len(CANCER_TYPES))
+    return torch.cat(embs), torch.cat(logits)
+
+
+def _validate(
+    model: StudentModel,
+    batcher: TextBatcher,
+    val: _ValSet,
+    cfg: DistillConfig,
+    device: torch.device,
+) -> dict[str, dict[str, float]]:
+    """Per language: accuracy against the true type and recall@10 of the note's own
+    English-teacher embedding among the teacher's embeddings of all validation notes."""
+    out = {}
+    k = min(RECALL_K, len(val.gallery))
+    for lang, texts in val.texts.items():
+        z, y = embed_texts(model, batcher, texts, lang, device, cfg.eval_batch_size, cfg.cpu_bf16)
+        top = (z @ val.gallery.T).topk(k, dim=1).indices  # (N, k)
+        hits = (top == val.target.unsqueeze(1)).any(1)
+        out[lang] = {
+            "accuracy": round(float((y.argmax(1) == val.truth).float().mean()), 4),
+            "recall_at_10": round(float(hits.float().mean()), 4),
+        }
+    return out
+
+
+# ------------------------------------------------------------------------- the loop
+
+
+def _parallel_targets(
+    rows: Sequence[ParallelRow],
+    teacher: Teacher,
+    max_length: int,
+    cache_dir: Path,
+    world: _World,
+    device: torch.device,
+) -> Tensor:
+    """(S, D) teacher text-branch embeddings of the English sentences: MiniLM (cached on
+    disk by text, on rank 0, then broadcast), then the teacher's text projection head."""
+    minilm = torch.zeros(len(rows), teacher.config.text_dim)
+    if world.is_main and rows:
+        version = importlib.metadata.version(MINILM_DIST)
+        minilm = common.embed_texts_cached(
+            [r.en for r in rows],
+            cache_dir / f"minilm-{version}-len{max_length}.safetensors",
+            lambda: TeacherTextEncoder().to(device),
+            max_length=max_length,
+        )
+    minilm = _broadcast_tensor(minilm, world, device)
+    with torch.no_grad():
+        return teacher.embed_text(minilm).float()  # (S, D); eval mode: no dropout
+
+
+def _resolve_threads(cfg: DistillConfig, world: _World) -> int:
+    if cfg.threads:
+        return cfg.threads
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", world.size))
+    return max(1, (os.cpu_count() or 1) // max(1, local))
+
+
+def distill(
+    cohort_dir: Path,
+    teacher_dir: Path,
+    out_dir: Path,
+    cfg: DistillConfig = DistillConfig(),
+    progress: ProgressCallback | None = None,
+    *,
+    state_hash_dir: Path | None = None,
+) -> Path:
+    """Distil the teacher at `teacher_dir` into a student written to `out_dir` (replaced
+    atomically; see the module docstring). Returns `out_dir`.
+
+    Inside an initialised torch.distributed process group every rank trains its shard and
+    only rank 0 writes. `state_hash_dir` (tests): every rank writes rank<r>.sha256, a hash of
+    its final weights.
+    """
+    world = _World.current()
+    with common.torch_threads(_resolve_threads(cfg, world)):
+        return _distill(
+            Path(cohort_dir), Path(teacher_dir), Path(out_dir), cfg, progress, world,
+            state_hash_dir,
+        )  # fmt: skip
+
+
+def _distill(
+    cohort_dir: Path,
+    teacher_dir: Path,
+    out_dir: Path,
+    cfg: DistillConfig,
+    progress: ProgressCallback | None,
+    world: _World,
+    state_hash_dir: Path | None,
+) -> Path:
+    watch = common.Stopwatch()
+    common.seed_everything(cfg.seed)
+    device = common.resolve_device(cfg.device)
+    if device.type == "cuda" and world.size > 1:
+        device = torch.device("cuda", world.local_rank)
+        torch.cuda.set_device(device)
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out_dir.resolve().parent / ".cache"
+    show_bar = cfg.show_progress_bar and world.is_main
+    callback = progress if world.is_main else None
+
+    with watch.stage("load"):
+        cases = load_cases(cohort_dir)
+        targets = load_targets(teacher_dir, cfg.kd_source)
+        notes = training_notes(cases, targets, cfg)
+        val = _validation_set(cases, targets, cfg)
+        parallel_rows = _sample_parallel(cfg) if cfg.use_parallel else []
+        lexicon = default_lexicon()
+        concept_ids = tuple(lexicon.concepts)
+        teacher, _ = load_teacher(teacher_dir)
+        teacher_meta = json.loads((teacher_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+        text_max_length = int(teacher_meta.get("train", {}).get("text_max_length", 128))
+        if teacher.config.embed_dim != targets.dim:
+            raise InputError(f"{teacher_dir}: embeddings do not match the teacher's embed_dim")
+
+    run_dir = common.atomic_directory(out_dir) if world.is_main else contextlib.nullcontext()
+    with run_dir as tmp:
+        with watch.stage("tokenizer"):
+            spec = extension = None
+            if world.is_main:
+                langs = (TEACHER_LANGUAGE, *cfg.languages)
+                build_student_tokenizer(
+                    _tokenizer_texts(notes, parallel_rows, langs),
+                    tmp / TOKENIZER_DIR,
+                    extra_vocab=cfg.extra_vocab,
+                )
+                spec = (tmp / TOKENIZER_DIR / TOKENIZER_FILE).read_bytes()
+                extension = (tmp / TOKENIZER_DIR / EXTENSION_FILE).read_bytes()
+            tokenizer = _tokenizer_from_bytes(
+                _broadcast_bytes(spec, world, device), _broadcast_bytes(extension, world, device)
+            )
+        with watch.stage("parallel_targets"):
+            parallel_targets = _parallel_targets(
+                parallel_rows, teacher, text_max_length, cache_dir, world, device
+            )
+
+        student_cfg = dataclasses.replace(
+            cfg.student,
+            entity_attention=cfg.use_entity_attention,
+            n_entities=len(concept_ids) + 1,
+        )
+        torch.manual_seed(cfg.seed)  # same initial weights on every rank, whatever ran before
+        model = _build_model(cfg, student_cfg, tokenizer, teacher).to(device)
+        batcher = TextBatcher(
+            tokenizer, concept_ids, cfg.max_length, cfg.use_entity_attention, lexicon
+        )
+        result = _train(
+            cfg, model, batcher, notes, parallel_rows, parallel_targets, targets, val, world,
+            device, watch, callback, show_bar, tmp,
+        )  # fmt: skip
+
+        if state_hash_dir is not None:
+            state_hash_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(state_hash_dir / f"rank{world.rank}.sha256", _state_hash(model).encode())
+        if world.is_main:
+            with watch.stage("write"):
+                last = result["history"][-1] if result["history"] else {}
+                config = {
+                    "kind": "student",
+                    "version": common.new_version_id("student"),
+                    "created_at": common.utc_now_iso(),
+                    "cohort_dir": str(cohort_dir.resolve()),
+                    "teacher_dir": str(teacher_dir.resolve()),
+                    "teacher_version": teacher_meta.get("version", ""),
+                    "classes": list(CANCER_TYPES),
+                    "languages": [TEACHER_LANGUAGE, *cfg.languages],
+                    "head": cfg.head,
+                    "head_hidden": _head_hidden(cfg, teacher.config),
+                    "shared_dim": teacher.config.embed_dim,
+                    "max_length": cfg.max_length,
+                    "student": student_cfg.to_dict(),
+                    "entity_concepts": list(concept_ids),
+                    "distill": cfg.to_dict(),
+                    "training_notes": len(notes),
+                    "parallel_sentences": len(parallel_rows),
+                    "steps": result["steps"],
+                    "stopped_early": result["stopped_early"],
+                    "metrics": last.get("val", {}),
+                    "timings_s": dict(watch.seconds),
+                }
+                _write_checkpoint(tmp, model, config)
+    if world.size > 1:
+        dist.barrier()
+    return out_dir
+
+
+def _tokenizer_from_bytes(spec: bytes, extension: bytes) -> StudentTokenizer:
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / TOKENIZER_FILE).write_bytes(spec)
+        (Path(d) / EXTENSION_FILE).write_bytes(extension)
+        return StudentTokenizer.load(Path(d))
+
+
+def make_optimizer(model: StudentModel, cfg: DistillConfig) -> torch.optim.Optimizer:
+    groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        lr = cfg.lr if name.startswith("encoder.") else cfg.head_lr
+        decay = cfg.weight_decay if p.ndim >= 2 and "norm" not in name else 0.0
+        groups.setdefault((lr, decay), []).append(p)
+    return torch.optim.AdamW(
+        [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
+    )
+
+
+class _Budget:
+    """The run's wall-clock budget, agreed on by every rank: whether to stop before the next
+    step, and the share of the training time used (for the learning-rate schedule).
+
+    Time is kept back for the last validation and the saving: the validation is estimated
+    from the training speed (inference measured at under a quarter of a training row) until
+    one has been timed.
+    """
+
+    def __init__(
+        self,
+        watch: common.Stopwatch,
+        minutes: float,
+        n_val_texts: int,
+        world: _World,
+        device: torch.device,
+    ) -> None:
+        self.watch = watch
+        self.budget = minutes * 60
+        self.n_val_texts = n_val_texts
+        self.world = world
+        self.device = device
+        self.start = watch.elapsed()
+        self.sec_per_row = 0.0
+        self.val_seconds: float | None = None
+
+    def observe_step(self, seconds: float, rows: int) -> None:
+        rate = seconds / max(1, rows)
+        self.sec_per_row = rate if not self.sec_per_row else 0.9 * self.sec_per_row + 0.1 * rate
+
+    def check(self) -> tuple[float, bool]:
+        """(share of the training time used, whether to stop now)."""
+        val = (
+            self.n_val_texts * self.sec_per_row / 4
+            if self.val_seconds is None
+            else self.val_seconds
+        )
+        reserve = SAVE_RESERVE_S + val
+        elapsed = self.watch.elapsed()
+        share = (elapsed - self.start) / max(1.0, self.budget - reserve - self.start)
+        clock = torch.tensor([share, float(elapsed + reserve >= self.budget)])
+        if self.world.size > 1:  # one decision and one learning rate on every rank
+            clock = clock.to(self.device)
+            dist.all_reduce(clock, op=dist.ReduceOp.MAX)
+            clock = clock.cpu()
+        return float(clock[0]), bool(clock[1] > 0)
+
+
+def _train(
+    cfg: DistillConfig,
+    model: StudentModel,
+    batcher: TextBatcher,
+    notes: list[NoteRow],
+    parallel_rows: list[ParallelRow],
+    parallel_targets: Tensor,
+    targets: TeacherTargets,
+    val: _ValSet | None,
+    world: _World,
+    device: torch.device,
+    watch: common.Stopwatch,
+    callback: ProgressCallback | None,
+    show_bar: bool,
+    run_dir: Path | None,
+) -> dict[str, Any]:
+    """The epochs; returns steps, whether the budget stopped them, and the epoch records."""
+    n_par = cfg.parallel_rows_per_batch if parallel_rows else 0
+    n_note = cfg.batch_size - n_par
+    par_items, par_groups = _parallel_items(parallel_rows)
+    by_case: dict[int, list[int]] = {}
+    for i, r in enumerate(notes):
+        by_case.setdefault(r.teacher_row, []).append(i)
+    rng = np.random.default_rng([cfg.seed, 5])  # the same plan on every rank
+    note_rr = RoundRobin(list(by_case.values()), rng)
+    par_rr = RoundRobin(par_groups, rng)
+    batches_per_epoch = max(world.size, math.ceil((cfg.notes_per_epoch or len(notes)) / n_note))
+    total_steps = cfg.epochs * math.ceil(batches_per_epoch / world.size)
+
+    ddp: nn.Module = model
+    if world.size > 1:
+        ddp = DistributedDataParallel(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            # Without KD and CE (an ablation) the classifier gets no gradient at all.
+            find_unused_parameters=cfg.loss.alpha >= 1 and cfg.loss.beta == 0,
+        )
+    optimizer = make_optimizer(model, cfg)
+    loss_fn = DistillationLoss(cfg.loss)
+    n_val_texts = 0 if val is None else sum(len(t) for t in val.texts.values())
+    budget = _Budget(watch, cfg.max_minutes, n_val_texts, world, device)
+    history: list[dict[str, Any]] = []
+    step, stopped = 0, False
+
+    with common.Progress("distill", total_steps, callback, show_bar) as bar:
+        for epoch in range(cfg.epochs):
+            par_batches = (
+                par_rr.batches(batches_per_epoch, n_par) if n_par else [[]] * batches_per_epoch
+            )
+            plan = list(zip(note_rr.batches(batches_per_epoch, n_note), par_batches, strict=True))
+            data = _Batches(plan, notes, par_items, parallel_targets, targets, batcher)
+            sampler = DistributedSampler(
+                data, num_replicas=world.size, rank=world.rank, shuffle=True, seed=cfg.seed
+            )
+            sampler.set_epoch(epoch)
+            loader = DataLoader(
+                data, batch_size=None, sampler=sampler, pin_memory=device.type == "cuda"
+            )
+            sums: dict[str, float] = {}
+            epoch_steps = 0
+            ddp.train()
+            with watch.stage("train"):
+                for batch in loader:
+                    used, stopped = budget.check()
+                    if stopped:
+                        break
+                    share = max(step / total_steps, used)  # anneal by steps or time, the further
+                    common.set_lr(optimizer, common.lr_factor(share, cfg.warmup))
+                    t0 = time.perf_counter()
+                    parts = train_step(ddp, batch, loss_fn, optimizer, cfg, device)
+                    budget.observe_step(time.perf_counter() - t0, len(batch["teacher_emb"]))
+                    step += 1
+                    epoch_steps += 1
+                    for key, value in parts.items():
+                        sums[key] = sums.get(key, 0.0) + value
+                    bar.update(1, epoch=epoch, **parts)
+            record = _epoch_record(epoch, step, sums, epoch_steps, watch.elapsed(), stopped)
+            if world.is_main and val is not None:
+                t0 = time.perf_counter()
+                with watch.stage("validate"):
+                    record["val"] = _validate(model, batcher, val, cfg, device)
+                record["val_gallery"] = len(val.gallery)
+                budget.val_seconds = time.perf_counter() - t0
+            if run_dir is not None:
+                _append_line(run_dir / METRICS_FILE, record)
+            history.append(record)
+            bar.emit(epoch=epoch, metrics=record)
+            if stopped:
+                break
+    return {"steps": step, "stopped_early": stopped, "history": history}
+
+
+def _epoch_record(
+    epoch: int, step: int, sums: dict[str, float], n: int, elapsed: float, stopped: bool
+) -> dict[str, Any]:
+    n = max(1, n)
+    return {
+        "epoch": epoch,
+        "step": step,
+        "elapsed_s": round(elapsed, 1),
+        "stopped_early": stopped,
+        "train": {k: round(v / n, 5) for k, v in sums.items()},
+    }
+
+
+def _append_line(path: Path, record: dict[str, Any]) -> None:
+    # The whole run folder is renamed into place at the end; appending inside it is safe.
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def train_step(
+    model: nn.Module,
+    batch: dict[str, Tensor],
+    loss_fn: DistillationLoss,
+    optimizer: torch.optim.Optimizer,
+    cfg: DistillConfig,
+    device: torch.device,
+) -> dict[str, float]:
+    """One optimisation step on a batch of `_Batches` (note rows first); returns the loss
+    parts as floats."""
+    b = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    inputs = {k: b[k] for k in ("input_ids", "attention_mask", "entity_ids") if k in b}
+    with autocast_for(device, cfg.cpu_bf16):
+        z, y = model(**inputs)
+    z, y = z.float(), y.float()
+    n = len(b["labels"])  # note rows come first, parallel rows after them
+    anchors = {m: b[f"anchor_{m}"] for m in ("slide", "genomic")}
+    present = {m: b[f"present_{m}"] for m in ("slide", "genomic")}
+    loss, parts = loss_fn(
+        z[:n], b["teacher_emb"][:n], y[:n], b["teacher_logits"], b["labels"],
+        b["teacher_variance"], anchors, present,
+    )  # fmt: skip
+    m = len(z) - n
+    parts["parallel_align"] = 0.0
+    if m >= 2 and cfg.loss.alpha > 0:
+        par = loss_fn.align(z[n:], b["teacher_emb"][n:])
+        parts["parallel_align"] = float(par.detach())
+        loss = (n * loss + m * cfg.loss.alpha * par) / (n + m)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    parts["loss"] = float(loss.detach())
+    return parts
+
+
+def _write_checkpoint(tmp: Path, model: StudentModel, config: dict[str, Any]) -> None:
+    common.save_tensors(tmp / STUDENT_FILE, model.encoder.state_dict())
+    common.save_tensors(tmp / HEAD_FILE, model.head.state_dict())
+    common.save_tensors(tmp / CLASSIFIER_FILE, model.classifier.state_dict())
+    write_atomic(tmp / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+@dataclass
+class DistilledStudent:
+    """A checkpoint written by `distill`: the model (CPU, eval mode) and how to feed it."""
+
+    model: StudentModel
+    batcher: TextBatcher
+    config: dict[str, Any]
+
+    def predict(
+        self, texts: Sequence[str], lang: str | None = None, batch_size: int = 64
+    ) -> tuple[Tensor, Tensor]:
+        """Shared-space embeddings (N, D) and cancer-type logits (N, C) in CANCER_TYPES order."""
+        device = next(self.model.parameters()).device
+        return embed_texts(self.model, self.batcher, texts, lang, device, batch_size)
+
+
+def load_distilled(directory: Path) -> DistilledStudent:
+    """The student checkpoint at `directory`; InputError when it is missing or broken."""
+    directory = Path(directory)
+    try:
+        config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{directory}: no readable student config.json ({exc})") from exc
+    if not isinstance(config, dict) or config.get("kind") != "student":
+        raise InputError(f"{directory}: config.json does not describe a distilled student")
+    student_cfg = StudentConfig.from_dict(config["student"])
+    tokenizer = StudentTokenizer.load(directory / TOKENIZER_DIR)
+    encoder = StudentEncoder(student_cfg, tokenizer.vocab_size)
+    head = _make_head(
+        config["head"], student_cfg.hidden, config["shared_dim"], config.get("head_hidden", 0)
+    )
+    model = StudentModel(encoder, head, ClassifierHead(config["shared_dim"], len(CANCER_TYPES)))
+    for part, name in (
+        (encoder, STUDENT_FILE),
+        (head, HEAD_FILE),
+        (model.classifier, CLASSIFIER_FILE),
+    ):
+        state, _ = common.load_tensors(directory / name)
+        try:
+            part.load_state_dict(state)
+        except RuntimeError as exc:
+            raise InputError(
+                f"{directory / name}: weights do not match config.json: {exc}"
+            ) from exc
+    batcher = TextBatcher(
+        tokenizer, config["entity_concepts"], config["max_length"], student_cfg.entity_attention
+    )
+    return DistilledStudent(model.eval(), batcher, config)
+
+
+# ------------------------------------------------------------------ torchrun and launch
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point for torchrun (and a plain single-process run)."""
+    parser = argparse.ArgumentParser(prog="python -m core.train.distill")
+    parser.add_argument("--cohort", required=True, type=Path)
+    parser.add_argument("--teacher", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--config", type=Path, help="DistillConfig as JSON")
+    parser.add_argument(
+        "--progress-json", action="store_true", help="rank 0 prints progress as JSON lines"
+    )
+    parser.add_argument("--state-hash-dir", type=Path, help="tests: write each rank's weight hash")
+    args = parser.parse_args(argv)
+    cfg = DistillConfig.load(args.config) if args.config else DistillConfig()
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1:
+        backend = "nccl" if common.resolve_device(cfg.device).type == "cuda" else "gloo"
+        dist.init_process_group(backend)
+    try:
+        callback = _print_event if args.progress_json else None
+        distill(args.cohort, args.teacher, args.out, cfg, callback,
+                state_hash_dir=args.state_hash_dir)  # fmt: skip
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+def _print_event(event: dict[str, Any]) -> None:
+    print(json.dumps({"progress": event}), flush=True)
+
+
+def launch_distill(
+    cohort_dir: Path,
+    teacher_dir: Path,
+    out_dir: Path,
+    cfg: DistillConfig = DistillConfig(),
+    nproc: int = 1,
+    progress: ProgressCallback | None = None,
+    *,
+    state_hash_dir: Path | None = None,
+) -> Path:
+    """`distill` in this process (nproc 1) or in `nproc` torchrun processes (gloo on CPU,
+    nccl on CUDA), relaying rank 0's progress events to `progress`; returns out_dir.
+    Raises CmkdError when a process fails (its traceback goes to stderr)."""
+    if nproc < 1:
+        raise ConfigError(f"nproc must be >= 1, got {nproc}")
+    if nproc == 1:
+        return distill(
+            cohort_dir, teacher_dir, out_dir, cfg, progress, state_hash_dir=state_hash_dir
+        )
+    # Bad inputs fail here with their own message, not as a torchrun exit code.
+    training_notes(load_cases(cohort_dir), load_targets(Path(teacher_dir), cfg.kd_source), cfg)
+    repo_root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo_root), env.get("PYTHONPATH")]))
+    with tempfile.TemporaryDirectory() as d:
+        cfg_path = Path(d) / "distill.json"
+        cfg_path.write_text(json.dumps(cfg.to_dict()), encoding="utf-8")
+        cmd = [
+            sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={nproc}", "-m", "core.train.distill",
+            "--cohort", str(Path(cohort_dir).resolve()),
+            "--teacher", str(Path(teacher_dir).resolve()),
+            "--out", str(Path(out_dir).resolve()),
+            "--config", str(cfg_path), "--progress-json",
+        ]  # fmt: skip
+        if state_hash_dir is not None:
+            cmd += ["--state-hash-dir", str(Path(state_hash_dir).resolve())]
+        with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                event = _parse_event(line)
+                if event is None:
+                    sys.stderr.write(line)
+                elif progress is not None:
+                    progress(event)
+        if proc.returncode != 0:
+            raise CmkdError(f"distributed distillation failed (torchrun exit {proc.returncode})")
+    return Path(out_dir)
+
+
+def _parse_event(line: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    return data.get("progress") if isinstance(data, dict) else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
