@@ -93,6 +93,7 @@ class TeacherTrainConfig:
     seed: int = 0  # seeds torch, numpy and random
     device: str = "auto"  # "auto" (CUDA if present), "cpu" or "cuda"
     max_minutes: float = 2.5  # wall-clock cap up to the end of training (preprocessing in)
+    min_epochs: int = 1  # epochs run even past max_minutes, so a teacher is never untrained
     threads: int = 0  # torch CPU threads; 0 = one per core
     eval_batch_size: int = 256  # cases per inference batch
     text_batch_size: int = 64  # notes per MiniLM batch (when not cached yet)
@@ -116,6 +117,8 @@ class TeacherTrainConfig:
             problems.append(f"device must be one of {common.DEVICES}")
         if self.text_max_length < 8 or self.threads < 0 or self.infonce_temperature <= 0:
             problems.append("need text_max_length >= 8, threads >= 0, infonce_temperature > 0")
+        if self.min_epochs < 0:
+            problems.append("min_epochs must be >= 0")
         if problems:
             raise ConfigError("TeacherTrainConfig: " + "; ".join(problems))
 
@@ -419,6 +422,7 @@ def _train(
     )  # fmt: skip
     steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
+    min_steps = min(cfg.min_epochs, cfg.epochs) * steps_per_epoch  # run even past the budget
     budget = cfg.max_minutes * 60 - watch.elapsed()  # seconds left for training
     history: list[dict[str, Any]] = []
     stopped_early = False
@@ -430,14 +434,17 @@ def _train(
         start = watch.elapsed()
         for epoch in range(cfg.epochs):
             model.train()
+            epoch_start = step
             perm = train_idx[torch.randperm(len(train_idx))]
             for s in range(0, len(perm), cfg.batch_size):
                 batch = perm[s : s + cfg.batch_size]
-                used = (watch.elapsed() - start) / budget if budget > 0 else 1.0
-                if used >= 1.0:
+                used = (watch.elapsed() - start) / budget if budget > 0 else math.inf
+                if used >= 1.0 and step >= min_steps:
                     stopped_early = True
                     break
-                share = max(step / total_steps, used)  # anneal by steps or by time, whichever leads
+                # Anneal by steps or by time, whichever leads; past the budget, over the
+                # guaranteed steps instead (min(...) is continuous at the switch).
+                share = max(step / total_steps, min(used, step / min_steps if min_steps else used))
                 common.set_lr(optimizer, common.lr_factor(share, cfg.warmup))
                 inputs = data.inputs(batch, device)
                 inputs = TeacherInputs(
@@ -458,7 +465,7 @@ def _train(
                 optimizer.step()
                 step += 1
                 bar.update(1, epoch=epoch, **info)
-            if len(val_idx):
+            if len(val_idx) and step > epoch_start:
                 val_out = embed_cohort(model, data, device, cfg.eval_batch_size, val_idx)
                 val = evaluation_metrics(val_out, data.truth[val_idx])
                 history.append({"epoch": epoch, "step": step, **val})

@@ -162,10 +162,15 @@ def test_training_is_seeded_and_reuses_caches(run, tiny_cohort, tmp_path, monkey
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_time_budget_stops_early_but_still_writes(tiny_cohort, tmp_path):
-    out = train_teacher(tiny_cohort, tmp_path / "t", _cfg(tmp_path, max_minutes=1e-6))
+@pytest.mark.parametrize("min_epochs", [0, 1])
+def test_time_budget_stops_early_but_still_writes(tiny_cohort, tmp_path, min_epochs):
+    cfg = _cfg(tmp_path, max_minutes=1e-6, min_epochs=min_epochs)
+    out = train_teacher(tiny_cohort, tmp_path / "t", cfg)
     config = json.loads((out / "config.json").read_text())
-    assert config["stopped_early"] and config["steps"] == 0
+    n_train = sum(c.split == "train" for c in load_cases(tiny_cohort))
+    assert config["stopped_early"]
+    assert config["steps"] == min_epochs * -(-n_train // cfg.batch_size)  # ceil
+    assert len(config["history"]) == min_epochs  # no validation of an epoch without steps
     assert (out / "embeddings.safetensors").is_file()
 
 
