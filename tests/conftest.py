@@ -15,6 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
 TINY_COHORT_CASES = 48
 
 
@@ -33,6 +34,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords and not run_slow:
             item.add_marker(pytest.mark.skip(reason="slow test: run with --run-slow"))
+        if "browser" in item.keywords and not CHROMIUM.exists():
+            item.add_marker(pytest.mark.skip(
+                reason="browser test needs Debian Chromium at /usr/bin/chromium: as root run "
+                "`apt-get install -y chromium chromium-driver` (or `make chromium`)"
+            ))  # fmt: skip
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(pytest.mark.skip(reason="needs CUDA: run on a machine with a GPU"))
 

@@ -6,33 +6,14 @@ Chromium at /usr/bin/chromium; skips with instructions when it is missing.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from workbench.i18n import catalog
 
-ROOT = Path(__file__).resolve().parents[2]
 PAGE = "app_pages/vcf.py"
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = ROOT / "test-artifacts" / "vcf_results.png"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-STARTUP_TIMEOUT_S = 60
+SCREENSHOT = Path(__file__).resolve().parents[2] / "test-artifacts" / "vcf_results.png"
 UI_TIMEOUT_MS = 60_000  # first run imports plotly; the worker process imports pysam
 VCF = """\
 ##fileformat=VCFv4.2
@@ -46,98 +27,44 @@ Format: Allele|Consequence|IMPACT|SYMBOL|HGVSp|gnomAD_AF">
 17\t7579472\trs1042522\tG\tC\t50\tPASS\tCSQ=C|missense_variant|MODERATE|TP53|p.P72R|0.6\tGT\t0/1
 """
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="browser test needs Debian Chromium at /usr/bin/chromium: "
-        "as root run `apt-get install -y chromium chromium-driver` (or `make chromium`)",
-    ),
-]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_health(url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"streamlit exited with {server.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                if resp.read() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.2)
-    pytest.fail(f"streamlit did not become healthy in {STARTUP_TIMEOUT_S}s:\n{log.read_text()}")
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture()
-def page_url(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "streamlit.log"
-    env = {**os.environ, "CMKD_WORKSPACE": str(tmp_path / "ws"), "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "streamlit", "run", PAGE,
-           "--server.headless", "true", "--server.address", "127.0.0.1",
-           "--server.port", str(port), "--browser.gatherUsageStats", "false"]  # fmt: skip
-    with log.open("w") as out:
-        server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_for_health(url, server, log)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+def page_url(streamlit_server, tmp_path: Path) -> str:
+    return streamlit_server(PAGE, tmp_path / "ws")
 
 
-def test_upload_a_vcf_and_download_the_tsv(page_url: str, tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def test_upload_a_vcf_and_download_the_tsv(chromium, page_url: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
 
     en = catalog("en")
     vcf = tmp_path / "case9.vcf"
     vcf.write_text(VCF)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            page.goto(page_url)
-            page.wait_for_selector('[data-testid="stApp"]')
-            expect(page.get_by_role("heading", name=en["vcf.title"], level=1)).to_be_visible()
+    page = chromium.new_page(viewport={"width": 1400, "height": 1100})
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.goto(page_url)
+    page.wait_for_selector('[data-testid="stApp"]')
+    expect(page.get_by_role("heading", name=en["vcf.title"], level=1)).to_be_visible()
 
-            page.get_by_test_id("stFileUploader").locator('input[type="file"]').set_input_files(
-                str(vcf)
-            )
-            sample = page.get_by_role("combobox", name=en["vcf.sample"])
-            expect(sample).to_be_visible(timeout=UI_TIMEOUT_MS)
-            expect(sample).to_have_value("case9_tumor (tumour)")
-            page.get_by_role("button", name=en["vcf.run"]).click()
+    page.get_by_test_id("stFileUploader").locator('input[type="file"]').set_input_files(str(vcf))
+    sample = page.get_by_role("combobox", name=en["vcf.sample"])
+    expect(sample).to_be_visible(timeout=UI_TIMEOUT_MS)
+    expect(sample).to_have_value("case9_tumor (tumour)")
+    page.get_by_role("button", name=en["vcf.run"]).click()
 
-            header = page.get_by_role("heading", name=en["vcf.actionable_header"])
-            expect(header).to_be_visible(timeout=UI_TIMEOUT_MS)
-            tsv_button = page.get_by_test_id("stDownloadButton").filter(
-                has_text=en["vcf.download_tsv"]
-            )
-            with page.expect_download() as info:
-                tsv_button.click()
-            download = info.value
-            assert download.suggested_filename == "case9.cmkd.tsv"
-            rows = [line.split("\t") for line in Path(download.path()).read_text().splitlines()]
-            assert rows[0][:3] == ["key", "chrom", "pos"] and len(rows) == 3
-            by_gene = {r[rows[0].index("gene")]: r for r in rows[1:]}
-            assert by_gene["BRAF"][rows[0].index("class")] == "pathogenic"
-            assert by_gene["TP53"][rows[0].index("tier")] == "IV"
+    header = page.get_by_role("heading", name=en["vcf.actionable_header"])
+    expect(header).to_be_visible(timeout=UI_TIMEOUT_MS)
+    tsv_button = page.get_by_test_id("stDownloadButton").filter(has_text=en["vcf.download_tsv"])
+    with page.expect_download() as info:
+        tsv_button.click()
+    download = info.value
+    assert download.suggested_filename == "case9.cmkd.tsv"
+    rows = [line.split("\t") for line in Path(download.path()).read_text().splitlines()]
+    assert rows[0][:3] == ["key", "chrom", "pos"] and len(rows) == 3
+    by_gene = {r[rows[0].index("gene")]: r for r in rows[1:]}
+    assert by_gene["BRAF"][rows[0].index("class")] == "pathogenic"
+    assert by_gene["TP53"][rows[0].index("tier")] == "IV"
 
-            SCREENSHOT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
-        finally:
-            browser.close()
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
