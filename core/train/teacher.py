@@ -347,7 +347,7 @@ def _recall_at_k(a: Tensor, b: Tensor, k: int = 10) -> float:
     return float(sum(hits) / 2)
 
 
-def evaluation_metrics(out: dict[str, Tensor], truth: Tensor) -> dict[str, float]:
+def evaluation_metrics(out: dict[str, Tensor], truth: Tensor) -> dict[str, float | None]:
     """Accuracy against the true type (fused, each modality alone, each note alone) and
     cross-modal recall@10 for every pair of modalities, over the cases in `out`."""
     metrics: dict[str, float | None] = {"n_cases": len(truth)}
