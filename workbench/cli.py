@@ -89,8 +89,10 @@ def cmd_cohort_import(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Build whatever of the default workspace is missing; do nothing when it is complete."""
+    """Build whatever of the default workspace is missing (cohort, teacher, index); do nothing
+    when it is complete. The student is distilled with `cmkd distill`."""
     from core.data.cohort import CASES_FILE, CohortConfig, generate_cohort
+    from workbench.commands.train import TEACHER_RUN
 
     ws = Workspace.from_env()
     if (ws.cohort_dir / CASES_FILE).exists():
@@ -99,6 +101,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"cohort: generating {args.cases} cases into {ws.cohort_dir}", file=sys.stderr)
         cfg = CohortConfig(n_cases=args.cases, seed=args.seed)
         generate_cohort(ws.cohort_dir, cfg, progress=_progress_bar("cohort"))
+    if args.cohort_only:
+        return EXIT_OK
+
+    teacher = ws.models_dir / TEACHER_RUN
+    if (teacher / "embeddings.safetensors").exists():
+        print(f"teacher: present in {teacher}", file=sys.stderr)
+    else:
+        from core.train.teacher import TeacherTrainConfig, train_teacher
+
+        print("teacher: training (about 2.5 minutes on 2 CPU cores)", file=sys.stderr)
+        train_teacher(ws.cohort_dir, teacher, TeacherTrainConfig())
+    if (ws.index_dir / "meta.json").exists():
+        print(f"index: present in {ws.index_dir}", file=sys.stderr)
+    else:
+        from core.index import build_from_teacher_run
+
+        print("index: building", file=sys.stderr)
+        build_from_teacher_run(teacher, ws.cohort_dir).save(ws.index_dir)
     print(f"workspace ready: {ws.root}", file=sys.stderr)
     return EXIT_OK
 
@@ -106,6 +126,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # Feature commands live in their own modules, each with `register(subparsers)` that adds its
 # parsers and sets `func`; adding a feature's commands is one line here.
 FEATURE_COMMANDS: tuple[str, ...] = (
+    "workbench.commands.train",
     "workbench.commands.index",
     "workbench.commands.vcf",
     "workbench.commands.summary",
@@ -121,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="build the default workspace if missing (idempotent)")
     demo.add_argument("--cases", type=int, default=3000, help="cases in the demo cohort")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--cohort-only", action="store_true", help="stop after the cohort")
     demo.set_defaults(func=cmd_demo)
 
     cohort = sub.add_parser("cohort", help="synthetic cohort and real-data import")

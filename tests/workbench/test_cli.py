@@ -43,3 +43,18 @@ def test_console_script_generates_a_cohort(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["n_cases"] == 5
     assert (out / "cases.jsonl").exists()
+
+
+def test_demo_builds_cohort_teacher_and_index_once(tmp_path: Path, monkeypatch, capsys) -> None:
+    from core.train import teacher as teacher_training
+
+    monkeypatch.setenv("CMKD_WORKSPACE", str(tmp_path / "ws"))
+    tiny = teacher_training.TeacherTrainConfig.from_dict({"epochs": 1, "max_minutes": 0.5})
+    monkeypatch.setattr(teacher_training, "TeacherTrainConfig", lambda: tiny)
+    assert main(["demo", "--cases", "30"]) == 0
+    assert (tmp_path / "ws/models/teacher/embeddings.safetensors").exists()
+    assert (tmp_path / "ws/index/meta.json").exists()
+    capsys.readouterr()
+    assert main(["demo", "--cases", "30"]) == 0, "a second run is a no-op"
+    err = capsys.readouterr().err
+    assert "cohort: present" in err and "teacher: present" in err and "index: present" in err

@@ -11,7 +11,7 @@ from core.errors import InputError
 from core.index import INDEX_KINDS, IndexConfig, build_from_teacher_run, read_index_info
 from workbench.workspace import Workspace
 
-TEACHER_GLOB = "teacher-*"
+TEACHER_GLOB = "teacher*"  # models/teacher (cmkd demo) and versioned runs
 
 
 def newest_teacher(models_dir: Path) -> Path:
