@@ -21,7 +21,6 @@ from core.summaries.render import LIST_SECTIONS, PhraseBank, Summary
 from workbench.i18n import UI_LANGUAGES, session_language, translator
 from workbench.roles import User
 from workbench.session import current_user
-from workbench.store import Store
 from workbench.summary_service import MEDIA_TYPES, SummaryDraft, SummaryService
 from workbench.workspace import Workspace
 
@@ -33,8 +32,8 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|$<>~])")
 
 
 @st.cache_resource(show_spinner=False)
-def _service(cohort_dir: str, db_path: str) -> SummaryService:
-    return SummaryService(Store(Path(db_path)), Path(cohort_dir))
+def _service(root: str) -> SummaryService:
+    return SummaryService.from_workspace(Workspace(Path(root)))
 
 
 def _manual_facts(service: SummaryService, t: Callable[..., str], lang: str) -> SummaryFacts:
@@ -203,7 +202,7 @@ def render() -> None:
         return
 
     ws = Workspace.from_env()
-    service = _service(str(ws.cohort_dir), str(ws.db_path))
+    service = _service(str(ws.root))
     source = st.radio(
         t("summary.source"), ("case", "manual"), key="summary.source", horizontal=True,
         format_func=lambda s: t(f"summary.source_{s}"),

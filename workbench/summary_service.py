@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from core.data.cohort_io import CASES_FILE, IMPORTED_FILE, load_cases
 from core.data.schema import Case
@@ -98,10 +99,45 @@ class SummaryDraft:
 
 
 def own_tile_provider(cohort_dir: Path) -> ReferenceTileProvider:
-    """Until the retrieval index serves a nearest reference tile: the case's own first tile."""
+    """The case's own first tile (used when the case has no slide in the index)."""
 
     def provide(case: Case) -> Path | None:
         return next((p for t in case.tile_paths if (p := cohort_dir / t).is_file()), None)
+
+    return provide
+
+
+def index_tile_provider(index_dir: Path, cohort_dir: Path) -> ReferenceTileProvider:
+    """ "Your tumour looks like this": the first tile of the OTHER case whose slide embedding
+    is nearest to this case's in the retrieval index; the case's own tile when the index or
+    the case's slide vector is missing. The index is read on first use."""
+    from core.index import SearchFilter, VectorIndex
+
+    own = own_tile_provider(cohort_dir)
+    state: dict[str, Any] = {}
+
+    def provide(case: Case) -> Path | None:
+        if "index" not in state:
+            state["index"] = (
+                VectorIndex.load(index_dir) if (index_dir / "meta.json").exists() else None
+            )
+            state["cases"] = {c.case_id: c for c in load_cases(cohort_dir)}
+        index: VectorIndex | None = state["index"]
+        if index is None:
+            return own(case)
+        meta = index.meta
+        slide_rows = [r for r in index.case_rows(case.case_id) if meta[r].modality == "slide"]
+        if not slide_rows:
+            return own(case)
+        hits = index.search(
+            index.vectors[slide_rows[0]], k=5,
+            filters=SearchFilter(modalities=("slide",), exclude_cases=(case.case_id,)),
+        )  # fmt: skip
+        for hit in hits:
+            neighbour = state["cases"].get(hit.meta.case_id)
+            if neighbour is not None and (tile := own(neighbour)) is not None:
+                return tile
+        return own(case)
 
     return provide
 
@@ -139,6 +175,10 @@ class SummaryService:
 
     @classmethod
     def from_workspace(cls, ws: Workspace, **kwargs: object) -> SummaryService:
+        """The workspace's service, with reference tiles from its retrieval index."""
+        kwargs.setdefault(
+            "reference_tile_provider", index_tile_provider(ws.index_dir, ws.cohort_dir)
+        )
         return cls(Store(ws.db_path), ws.cohort_dir, **kwargs)
 
     @property

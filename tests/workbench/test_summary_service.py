@@ -157,3 +157,22 @@ def test_cli_prints_drafts_but_writes_files_only_when_approved(
         cmkd("summary", case_id, "--lang", "sw", "--format", "pdf")
     with pytest.raises(InputError, match="no case"):
         cmkd("summary", "NOPE-1", "--lang", "sw")
+
+
+def test_reference_tile_is_the_nearest_other_slide_in_the_index(tiny_cohort, tmp_path) -> None:
+    import numpy as np
+
+    from core.data.cohort_io import load_cases
+    from core.index import IndexMeta, VectorIndex
+    from workbench.summary_service import index_tile_provider
+
+    a, b, c = [case for case in load_cases(tiny_cohort) if case.tile_paths][:3]
+    vectors = np.array([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.1, 0.9, 0.4]], np.float32)
+    meta = [IndexMeta(x.case_id, "slide", x.cancer_type, x.subtype, x.stage) for x in (a, b, c)]
+    VectorIndex.build(vectors, meta, "teacher-test").save(tmp_path / "index")
+
+    provide = index_tile_provider(tmp_path / "index", tiny_cohort)
+    assert provide(a) == tiny_cohort / b.tile_paths[0]
+    assert provide(c) == tiny_cohort / b.tile_paths[0]
+    without_index = index_tile_provider(tmp_path / "none", tiny_cohort)
+    assert without_index(a) == tiny_cohort / a.tile_paths[0]
