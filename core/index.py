@@ -40,6 +40,7 @@ import numpy as np
 
 from core.data.schema import MODALITIES
 from core.errors import CmkdError, ConfigError, InputError
+from core.io import atomic_directory, config_from_dict
 
 INDEX_KINDS: tuple[str, ...] = ("auto", "exact", "ivf", "hnsw")
 APPROX_KINDS: tuple[str, ...] = ("ivf", "hnsw")
@@ -449,9 +450,6 @@ class VectorIndex:
         """Write the index folder atomically (see the module docstring); returns it."""
         import faiss
 
-        # Imported here: core.train.common pulls in torch, which searching never needs.
-        from core.train.common import atomic_directory
-
         directory = Path(directory)
         with atomic_directory(directory) as tmp:
             np.save(tmp / VECTORS_FILE, self._vectors, allow_pickle=False)
@@ -492,8 +490,6 @@ class VectorIndex:
         expected; InputError when it is missing, unreadable or fails its checksum.
         """
         import faiss
-
-        from core.train.common import config_from_dict
 
         directory = Path(directory)
         info = read_index_info(directory)

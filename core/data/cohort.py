@@ -19,7 +19,7 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from core.data.cohort_io import CASES_FILE, COHORT_META, IMPORTED_FILE, cohort_s
 from core.data.lexicon import default_lexicon
 from core.data.schema import CANCER_TYPES, Case
 from core.errors import ConfigError
+from core.io import config_from_dict
 
 # The cohort's reading side lives in cohort_io (light imports); it is part of this API too.
 __all__ = [
@@ -71,11 +72,7 @@ class CohortConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CohortConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown cohort config keys: {sorted(unknown)}")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
 def assign_splits(cancer_types: list[str], cfg: CohortConfig) -> list[str]:

@@ -38,6 +38,7 @@ import pysam
 from core.data.oncology import ONCOGENES, ClinicalProfile, DriverEvent, all_driver_events
 from core.data.schema import DRIVER_GENES, Variant
 from core.errors import CohortError, ConfigError, InputError
+from core.io import write_atomic
 
 FASTA_NAME = "reference.fa"
 META_NAME = "reference.json"
@@ -449,17 +450,6 @@ def _gene_plan(rng: np.random.Generator) -> dict[str, list[tuple[str, str, int]]
     return {c: sorted(genes) for c, genes in plan.items() if genes}
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build_reference(out_dir: Path, seed: int = 0) -> Reference:
     """Write reference.fa (+ .fai) and reference.json into `out_dir`; same seed, same bytes."""
     out_dir = Path(out_dir)
@@ -505,7 +495,7 @@ def build_reference(out_dir: Path, seed: int = 0) -> Reference:
             for lc in genes.values()
         ],
     }  # fmt: skip
-    _write_atomic(out_dir / META_NAME, (json.dumps(meta, indent=1) + "\n").encode("ascii"))
+    write_atomic(out_dir / META_NAME, (json.dumps(meta, indent=1) + "\n").encode("ascii"))
     return Reference(
         fasta=fasta,
         contigs=tuple(contigs),
@@ -1032,8 +1022,8 @@ def write_vcf(path: Path, variants: Iterable[Variant], reference: Reference, sam
         # as tabix does, a record spans REF or, when given, up to INFO/END
         spans.append((v.chrom, v.pos - 1, _end(v, reference), voffset(u), voffset(u + len(line))))
         u += len(line)
-    _write_atomic(path, data)
-    _write_atomic(Path(f"{path}.tbi"), _tabix_index(spans))
+    write_atomic(path, data)
+    write_atomic(Path(f"{path}.tbi"), _tabix_index(spans))
     return path
 
 

@@ -22,8 +22,6 @@ run it) plus `extension.json` (base vocabulary size and source ids of the new pi
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -34,6 +32,7 @@ from tokenizers.models import WordPiece
 from tokenizers.trainers import WordPieceTrainer
 
 from core.errors import InputError
+from core.io import write_atomic
 from core.models.text import minilm_dir
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -45,19 +44,6 @@ CONTINUATION = "##"
 COVERED_BLOCKS: tuple[tuple[int, int], ...] = ((0x0900, 0x097F), (0x00C0, 0x017F))
 # Same as MiniLM: longer "words" (URLs, sequences) become one [UNK].
 MAX_WORD_CHARS = 100
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file in the same folder and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _normalizer() -> normalizers.Normalizer:

@@ -14,8 +14,6 @@ import hashlib
 import math
 import os
 import random
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -30,7 +28,7 @@ from safetensors.torch import save as save_safetensors_bytes
 from tqdm.auto import tqdm
 
 from core.errors import ConfigError, InputError
-from core.models.tokenizer import write_atomic
+from core.io import atomic_directory, config_from_dict, write_atomic  # noqa: F401 (part of this API)
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
@@ -213,49 +211,9 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     return tensors, dict(metadata)
 
 
-@contextlib.contextmanager
-def atomic_directory(target: Path) -> Iterator[Path]:
-    """Yield an empty temporary sibling of `target`; on success it replaces `target`.
-
-    On an exception the temporary folder is removed and `target` is left as it was, so
-    readers never see a half-written run.
-    """
-    target = Path(target).resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        yield tmp
-        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-        if target.exists():
-            target.rename(old)
-        tmp.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def config_to_dict(config: Any) -> dict[str, Any]:
     """A frozen dataclass config as a JSON-ready dict."""
     return dataclasses.asdict(config)
-
-
-def config_from_dict(cls: type, d: dict[str, Any]) -> Any:
-    """Build the frozen dataclass `cls` from `d`, rejecting unknown keys (ConfigError).
-
-    JSON has no tuples, so lists become tuples (configs hold tuples to stay hashable).
-    """
-    if not isinstance(d, dict):
-        raise ConfigError(f"{cls.__name__}: expected a JSON object, got {type(d).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ConfigError(f"{cls.__name__}: unknown keys {unknown}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        raise ConfigError(f"{cls.__name__}: {exc}") from exc
 
 
 def cached_tensors(

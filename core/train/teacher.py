@@ -49,6 +49,7 @@ from torch import Tensor
 from core.data.cohort import CASES_FILE, IMPORTED_FILE, load_cases
 from core.data.schema import CANCER_TYPES, Case
 from core.errors import ConfigError, InputError
+from core.io import write_atomic
 from core.losses.infonce import InfoNCELoss, pairwise_infonce
 from core.losses.reduction import mean_or_zero, zero_loss
 from core.models.teacher import (
@@ -61,7 +62,6 @@ from core.models.teacher import (
     teacher_from_weights,
 )
 from core.models.text import TeacherTextEncoder
-from core.models.tokenizer import write_atomic
 from core.models.vision import augment_tiles, decode_tiles
 from core.train import common
 from core.train.common import ProgressCallback

@@ -51,12 +51,13 @@ def test_empty_workspace_explains_how_to_build_it(
 
 
 def test_built_cohort_shows_charts_and_counts(tiny_workspace: Path) -> None:
-    from conftest import TINY_COHORT_CASES
+    from core.data.cohort_io import load_cases
 
+    n_cases = len(load_cases(tiny_workspace / "cohort"))
     at = run_app()
     assert chart_titles(at) == {catalog("en")[k] for k in CHART_KEYS}
     cases = next(m for m in at.metric if m.label == catalog("en")["home.metric_cases"])
-    assert cases.value == str(TINY_COHORT_CASES)
+    assert cases.value == str(n_cases)
 
 
 def test_switching_to_portuguese_translates_the_page(tiny_workspace: Path) -> None:
