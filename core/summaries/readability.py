@@ -26,7 +26,7 @@ languages; for Swahili, whose syllables are open, the number of vowels; for Hind
 signs plus independent vowels (the inherent vowel of a bare consonant is not counted, so Hindi
 counts are a lower bound), at least one per word.
 
-`python -m core.summaries.readability` prints the table in docs/evaluation_summaries.md.
+`python -m core.summaries.readability` prints the table in docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ GRADE_TARGET = 6.0  # patient-education guidance: 6th-grade reading level or bel
 # on average, as in the summaries of the formula languages that meet grade 6 (8.3-9.3 words;
 # general prose has 17-22). Words: at most 10% more syllables per word than general prose of
 # the same language, the 1004 FLORES-200 rows of assets/parallel (sw 2.61, hi 1.47 by the
-# counters below); see docs/evaluation_summaries.md.
+# counters below); see docs/evaluation.md.
 PROXY_MAX_WORDS_PER_SENTENCE = 10.0
 PROXY_REFERENCE_SYLLABLES_PER_WORD: Mapping[str, float] = MappingProxyType({"sw": 2.61, "hi": 1.47})
 PROXY_MAX_SYLLABLES_PER_WORD: Mapping[str, float] = MappingProxyType(
