@@ -127,6 +127,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # parsers and sets `func`; adding a feature's commands is one line here.
 FEATURE_COMMANDS: tuple[str, ...] = (
     "workbench.commands.train",
+    "workbench.commands.classify",
     "workbench.commands.index",
     "workbench.commands.vcf",
     "workbench.commands.summary",

@@ -1,0 +1,69 @@
+"""`cmkd classify` / `cmkd embed` over a tiny real teacher and a tiny real student."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from workbench.cli import main
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory, tiny_cohort: Path) -> Path:
+    from core.models.student import StudentConfig
+    from core.train.distill import DistillConfig, distill
+    from core.train.teacher import TeacherTrainConfig, train_teacher
+
+    root = tmp_path_factory.mktemp("ws")
+    (root / "cohort").symlink_to(tiny_cohort, target_is_directory=True)
+    teacher = train_teacher(
+        tiny_cohort, root / "models/teacher",
+        TeacherTrainConfig.from_dict({"epochs": 1, "max_minutes": 0.5}),
+    )  # fmt: skip
+    student = StudentConfig(
+        hidden=32, n_heads=2, ffn=64, n_layers=2, init_layers=(0, 1), max_length=48
+    )
+    cfg = DistillConfig(
+        languages=("pt", "hi"), student=student, init_from_minilm=False, init_from_teacher=False,
+        epochs=1, notes_per_epoch=24, batch_size=8, max_length=48, parallel_rows=8,
+        extra_vocab=100, val_per_language=6, eval_batch_size=16, show_progress_bar=False,
+        threads=1, cache_dir=str(root / "cache"),
+    )  # fmt: skip
+    distill(tiny_cohort, teacher, root / "models/student", cfg)
+    return root
+
+
+def test_classify_stdin_json_one_object_per_line(workspace, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("CMKD_WORKSPACE", str(workspace))
+    text = "Paciente com carcinoma ductal invasivo da mama, HER2 positivo."
+    monkeypatch.setattr("sys.stdin", io.StringIO(text + "\nThe weather is nice today.\n"))
+    assert main(["classify", "-", "--json"]) == 0
+    first, second = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert first["lang"] == "pt" and first["label"] in first["probabilities"]
+    assert math.isclose(sum(first["probabilities"].values()), 1.0, abs_tol=1e-3)
+    her2 = next(e for e in first["entities"] if e["concept_id"] == "BIOMARKER:HER2")
+    assert text[her2["start"] : her2["end"]] == her2["text"]
+    assert second["abstained"] and "not be about cancer" in second["abstain_reason"]
+
+
+def test_bad_input_exits_2_with_one_line(workspace, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("CMKD_WORKSPACE", str(workspace))
+    for argv in (["classify", "   "], ["classify", "!!! 🙂"], ["classify", "x", "--lang", "tlh"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ")
+
+
+def test_embed_gives_unit_vectors_in_the_shared_space(workspace, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("CMKD_WORKSPACE", str(workspace))
+    assert main(["embed", "स्तन कैंसर, HER2 पॉज़िटिव", "--json"]) == 0
+    assert main(["embed", "breast cancer, HER2 positive", "--json"]) == 0
+    hi, en = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert (hi["encoder"], en["encoder"]) == ("student", "teacher")
+    assert len(hi["vector"]) == len(en["vector"])
+    for v in (hi["vector"], en["vector"]):
+        assert math.isclose(math.fsum(x * x for x in v), 1.0, abs_tol=1e-3)

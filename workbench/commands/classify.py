@@ -1,0 +1,169 @@
+"""`cmkd classify` and `cmkd embed`: the distilled student on free text, one text or one per
+line of standard input (`-`), models loaded once.
+
+classify: cancer type, probabilities, lexicon entities (character offsets into the input)
+and an abstention flag with its reason. embed: the L2-normalised vector in the teacher's
+shared space (the student for non-English text, the teacher's text branch for English).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from core.data.schema import CANCER_TYPES, LANGUAGES
+from core.errors import InputError
+from workbench.commands.train import STUDENT_RUN, TEACHER_RUN
+from workbench.workspace import Workspace
+
+ABSTAIN_BELOW = 0.5  # top probability under which the model says it is unsure
+# Entity categories that show a text is about a tumour at all.
+ONCOLOGY_CATEGORIES = frozenset({"cancer_type", "subtype", "morphology", "gene", "biomarker"})
+
+
+def _texts(arg: str) -> Iterator[tuple[str, str]]:
+    """(source, text) pairs: the argument itself, or each line of standard input."""
+    if arg != "-":
+        yield "argument", arg
+        return
+    try:
+        for lineno, line in enumerate(sys.stdin, 1):
+            yield f"stdin: line {lineno}", line.rstrip("\n")
+    except UnicodeDecodeError as e:
+        raise InputError(f"stdin: not UTF-8 text ({e.reason})") from e
+
+
+def _checked(source: str, text: str) -> str:
+    if not text.strip():
+        raise InputError(f"{source}: empty text")
+    if "\x00" in text or not any(ch.isalpha() for ch in text):
+        raise InputError(f"{source}: no words to read (only digits, punctuation or symbols)")
+    return text
+
+
+def _language(text: str, lang: str | None, lexicon) -> str:
+    from core.data.langid import detect_language
+
+    if lang:
+        if lang not in LANGUAGES:
+            raise InputError(f"unsupported language {lang!r}; supported: {', '.join(LANGUAGES)}")
+        return lang
+    return detect_language(text, lexicon) or "en"
+
+
+def classify_text(text: str, lang: str, student, lexicon) -> dict[str, Any]:
+    """The classify result of one text (see the module docstring)."""
+    import torch
+
+    _, logits = student.predict([text], lang)
+    probs = torch.softmax(logits[0], dim=-1).tolist()
+    best = max(range(len(probs)), key=probs.__getitem__)
+    entities = [
+        {"concept_id": m.concept_id, "start": m.start, "end": m.end, "text": m.text,
+         "category": lexicon.concept(m.concept_id).category,
+         "term": lexicon.concept(m.concept_id).preferred(lang)}
+        for m in lexicon.match(text, lang)
+    ]  # fmt: skip
+    reason = ""
+    if not any(e["category"] in ONCOLOGY_CATEGORIES for e in entities):
+        reason = (
+            "no tumour type, morphology, gene or biomarker found: the text may not be about cancer"
+        )
+    elif probs[best] < ABSTAIN_BELOW:
+        reason = f"unsure: top probability {probs[best]:.2f} is below {ABSTAIN_BELOW}"
+    return {
+        "lang": lang,
+        "label": CANCER_TYPES[best],
+        "probabilities": dict(zip(CANCER_TYPES, (round(p, 4) for p in probs), strict=True)),
+        "abstained": bool(reason),
+        "abstain_reason": reason,
+        "entities": entities,
+    }
+
+
+def _student(ws: Workspace):
+    from core.train.distill import load_distilled
+
+    run = ws.models_dir / STUDENT_RUN
+    if not (run / "config.json").exists():
+        raise InputError(f"no student in {run}: distil one with `cmkd distill`")
+    return load_distilled(run)
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from core.data.lexicon import default_lexicon
+
+    lexicon, student = default_lexicon(), _student(Workspace.from_env())
+    for source, raw in _texts(args.text):
+        text = _checked(source, raw)
+        result = classify_text(text, _language(text, args.lang, lexicon), student, lexicon)
+        if args.json:
+            print(json.dumps(result, ensure_ascii=False), flush=True)
+        else:
+            flag = f"  ABSTAINED: {result['abstain_reason']}" if result["abstained"] else ""
+            p = result["probabilities"][result["label"]]
+            print(f"{result['label']} ({p:.2f}, {result['lang']}){flag}")
+            for e in result["entities"]:
+                print(f"  {e['start']:>4}-{e['end']:<4} {e['concept_id']:<24} {e['text']}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    import torch
+
+    from core.data.lexicon import default_lexicon
+
+    ws, lexicon = Workspace.from_env(), default_lexicon()
+    student = teacher = None
+    for source, raw in _texts(args.text):
+        text = _checked(source, raw)
+        lang = _language(text, args.lang, lexicon)
+        encoder = args.encoder or ("teacher" if lang == "en" else "student")
+        if encoder == "student":
+            student = student or _student(ws)
+            vector, _ = student.predict([text], lang)
+        else:
+            teacher = teacher or _teacher_text(ws.models_dir / TEACHER_RUN)
+            vector = teacher(text)
+        vector = torch.nn.functional.normalize(vector.float(), dim=-1)[0]
+        out = {"lang": lang, "encoder": encoder, "vector": [round(v, 6) for v in vector.tolist()]}
+        print(json.dumps(out) if args.json else " ".join(map(str, out["vector"])), flush=True)
+    return 0
+
+
+def _teacher_text(run: Path):
+    """English text -> the teacher's shared space: frozen MiniLM, then the trained text head."""
+    import torch
+
+    from core.models.text import TeacherTextEncoder
+    from core.train.teacher import load_teacher
+
+    if not (run / "config.json").exists():
+        raise InputError(f"no teacher in {run}: train one with `cmkd train-teacher`")
+    teacher, _ = load_teacher(run)
+    minilm = TeacherTextEncoder()
+
+    def encode(text: str) -> torch.Tensor:
+        with torch.inference_mode():
+            return teacher.eval().embed_text(minilm.encode([text]))
+
+    return encode
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser("classify", help="cancer type, entities and abstention for a text")
+    c.add_argument("text", help="the text, or - to read one text per line from stdin")
+    c.add_argument("--lang", help="language code (detected when absent)")
+    c.add_argument("--json", action="store_true", help="one JSON object per text")
+    c.set_defaults(func=cmd_classify)
+    e = sub.add_parser("embed", help="the text's vector in the teacher's shared space")
+    e.add_argument("text", help="the text, or - to read one text per line from stdin")
+    e.add_argument("--lang", help="language code (detected when absent)")
+    e.add_argument("--encoder", choices=("student", "teacher"),
+                   help="default: teacher for English, student otherwise")  # fmt: skip
+    e.add_argument("--json", action="store_true", help="one JSON object per text")
+    e.set_defaults(func=cmd_embed)
