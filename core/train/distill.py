@@ -134,7 +134,7 @@ class DistillConfig:
     # language in the demo cohort, too many for the CPU budget); 0 = every triple once.
     notes_per_epoch: int = 2400
     batch_size: int = 32  # rows per step and process, parallel rows included
-    lr: float = 1e-4  # AdamW peak learning rate of the pretrained encoder
+    lr: float = 2e-4  # AdamW peak lr of the pretrained encoder (beat 1e-4 at 60 steps here)
     head_lr: float = 1e-3  # peak learning rate of the projection head and the classifier
     weight_decay: float = 0.01  # AdamW decoupled weight decay (not on biases and norms)
     warmup: float = 0.1  # share of the run spent warming the learning rate up
@@ -368,6 +368,11 @@ class TeacherTargets:
 def load_targets(teacher_dir: Path, kd_source: str) -> TeacherTargets:
     """Read the teacher's embeddings.safetensors into distillation targets."""
     t, meta = load_embeddings(teacher_dir)
+    needed = {"notes", "note_present", "present", "slide", "genomic", "logits", "variance",
+              "note_logits", "note_variance"}  # fmt: skip
+    missing = sorted(needed - set(t)) + sorted({"case_ids", "note_kinds", "modalities"} - set(meta))
+    if missing:
+        raise InputError(f"{teacher_dir}: teacher embeddings lack {missing}; retrain the teacher")
     if list(meta.get("classes", [])) != list(CANCER_TYPES):
         raise InputError(f"{teacher_dir}: teacher classes differ from {CANCER_TYPES}")
     kinds = tuple(meta["note_kinds"])
