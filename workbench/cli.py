@@ -89,10 +89,10 @@ def cmd_cohort_import(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Build whatever of the default workspace is missing (cohort, teacher, index); do nothing
-    when it is complete. The student is distilled with `cmkd distill`."""
+    """Build whatever of the default workspace is missing (cohort, teacher, index, student);
+    do nothing when it is complete."""
     from core.data.cohort import CASES_FILE, CohortConfig, generate_cohort
-    from workbench.commands.train import TEACHER_RUN
+    from workbench.commands.train import STUDENT_RUN, TEACHER_RUN
 
     ws = Workspace.from_env()
     if (ws.cohort_dir / CASES_FILE).exists():
@@ -119,6 +119,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         print("index: building", file=sys.stderr)
         build_from_teacher_run(teacher, ws.cohort_dir).save(ws.index_dir)
+    student = ws.models_dir / STUDENT_RUN
+    if (student / "config.json").exists():
+        print(f"student: present in {student}", file=sys.stderr)
+    else:
+        from core.train.distill import DistillConfig, distill
+
+        print("student: distilling (about 4 minutes on 2 CPU cores)", file=sys.stderr)
+        distill(ws.cohort_dir, teacher, student, DistillConfig())
     print(f"workspace ready: {ws.root}", file=sys.stderr)
     return EXIT_OK
 

@@ -45,16 +45,29 @@ def test_console_script_generates_a_cohort(tmp_path: Path) -> None:
     assert (out / "cases.jsonl").exists()
 
 
-def test_demo_builds_cohort_teacher_and_index_once(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_demo_builds_cohort_teacher_index_and_student_once(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from core.models.student import StudentConfig
+    from core.train import distill as distillation
     from core.train import teacher as teacher_training
 
     monkeypatch.setenv("CMKD_WORKSPACE", str(tmp_path / "ws"))
     tiny = teacher_training.TeacherTrainConfig.from_dict({"epochs": 1, "max_minutes": 0.5})
     monkeypatch.setattr(teacher_training, "TeacherTrainConfig", lambda: tiny)
+    tiny_student = distillation.DistillConfig(
+        languages=("pt",), init_from_minilm=False, init_from_teacher=False, epochs=1,
+        student=StudentConfig(hidden=32, n_heads=2, ffn=64, n_layers=2, init_layers=(0, 1)),
+        notes_per_epoch=16, batch_size=8, max_length=48, parallel_rows=8, extra_vocab=100,
+        val_per_language=4, eval_batch_size=16, show_progress_bar=False, threads=1,
+    )  # fmt: skip
+    monkeypatch.setattr(distillation, "DistillConfig", lambda: tiny_student)
     assert main(["demo", "--cases", "30"]) == 0
     assert (tmp_path / "ws/models/teacher/embeddings.safetensors").exists()
     assert (tmp_path / "ws/index/meta.json").exists()
+    assert (tmp_path / "ws/models/student/config.json").exists()
     capsys.readouterr()
     assert main(["demo", "--cases", "30"]) == 0, "a second run is a no-op"
     err = capsys.readouterr().err
-    assert "cohort: present" in err and "teacher: present" in err and "index: present" in err
+    for part in ("cohort", "teacher", "index", "student"):
+        assert f"{part}: present" in err
