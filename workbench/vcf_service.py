@@ -11,6 +11,8 @@ always deletes the upload. `interpret_upload` does all of it and waits.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import pickle
@@ -193,7 +195,9 @@ def _count_lines(path: Path, limit: int) -> int:
 
 
 JOB_NAME = "job.json"  # the worker's instructions
-REPORT_NAME = "report.pickle"  # its result; written and read only by this module
+REPORT_NAME = "report.pickle"  # its result, HMAC-signed; written and read only by this module
+JOB_KEY_ENV = "CMKD_VCF_JOB_KEY"  # per-job secret the worker signs its report with
+_MAC_BYTES = 32
 ERROR_NAME = "error.json"  # or its refusal of the file
 LOG_NAME = "worker.log"  # its stderr, for an internal failure
 _ERRORS: dict[str, type[InputError]] = {"VcfError": VcfError, "InputError": InputError}
@@ -236,7 +240,10 @@ def _run_job(folder: Path) -> None:
             annotated = True
         except InputError:  # BCF input: no text to annotate
             annotated = False
-        _write_atomic(folder / REPORT_NAME, pickle.dumps((report, annotated)))
+        payload = pickle.dumps((report, annotated))
+        key = bytes.fromhex(os.environ[JOB_KEY_ENV])
+        mac = hmac.new(key, payload, hashlib.sha256).digest()
+        _write_atomic(folder / REPORT_NAME, mac + payload)
     except InputError as exc:
         refusal = {
             "type": type(exc).__name__,
@@ -260,8 +267,9 @@ class VcfJob:
     """
 
     def __init__(self, process: subprocess.Popen, folder: Path, filename: str, user: User,
-                 store: Store, target: str) -> None:  # fmt: skip
+                 store: Store, target: str, key: bytes) -> None:  # fmt: skip
         self._process = process
+        self._key = key
         self.folder = folder
         self.filename = filename
         self._user, self._store, self._target = user, store, target
@@ -300,9 +308,14 @@ class VcfJob:
         except FileNotFoundError:
             pass
         try:
-            return pickle.loads((self.folder / REPORT_NAME).read_bytes())
+            signed = (self.folder / REPORT_NAME).read_bytes()
         except FileNotFoundError:
             return CmkdError(f"{self.filename}: the interpretation stopped (exit code {code})")
+        # Unpickle only what our own worker signed with this job's secret.
+        mac, payload = signed[:_MAC_BYTES], signed[_MAC_BYTES:]
+        if not hmac.compare_digest(mac, hmac.new(self._key, payload, hashlib.sha256).digest()):
+            return CmkdError(f"{self.filename}: the worker's report failed its integrity check")
+        return pickle.loads(payload)
 
     def _audit(self) -> None:
         outcome = self._outcome
@@ -390,12 +403,14 @@ def start_upload(
     }  # fmt: skip
     folder = path.parent
     _write_atomic(folder / JOB_NAME, json.dumps(spec).encode())
+    key = secrets.token_bytes(32)
+    env = {**os.environ, JOB_KEY_ENV: key.hex()}
     with open(folder / LOG_NAME, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "workbench.vcf_service", str(folder)], cwd=_REPO,
+            [sys.executable, "-m", "workbench.vcf_service", str(folder)], cwd=_REPO, env=env,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
-    return VcfJob(process, folder, filename, user, store, target)
+    return VcfJob(process, folder, filename, user, store, target, key)
 
 
 def interpret_upload(

@@ -207,3 +207,19 @@ def test_stale_job_folders_are_swept_at_the_next_upload(ws, store) -> None:
     interpret_upload(COUNSELLOR, vcf_text().encode(), "x.vcf", store, ws)
     assert not stale.exists() and fresh.exists()
     fresh.rmdir()
+
+
+def test_a_tampered_worker_report_is_refused_not_unpickled(ws, store) -> None:
+    import pickle
+
+    from core.errors import CmkdError
+    from workbench.vcf_service import REPORT_NAME
+
+    job = start_upload(COUNSELLOR, vcf_text().encode(), f"{SAMPLE}.vcf", store, ws, "SKCM")
+    job._process.wait(timeout=120)
+    report = job.folder / REPORT_NAME
+    signed = report.read_bytes()
+    report.write_bytes(signed[:32] + pickle.dumps(("not", "ours")))
+    with pytest.raises(CmkdError, match="integrity"):
+        job.result()
+    job.cleanup()
