@@ -32,6 +32,7 @@ from core.errors import CmkdError, InputError
 from core.genomics.interpret import DEFAULT_PANEL_MB, Interpreter, VcfReport, interpret_file
 from core.genomics.reader import open_vcf
 from core.genomics.records import VcfError
+from core.io import write_atomic
 from core.knowledge.tables import KnowledgeBase
 from workbench.errors import PermissionDenied
 from workbench.roles import User, require
@@ -204,12 +205,6 @@ _ERRORS: dict[str, type[InputError]] = {"VcfError": VcfError, "InputError": Inpu
 _REPO = Path(__file__).resolve().parents[1]
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 @cache  # one knowledge base per process
 def _interpreter() -> Interpreter:
     return Interpreter(KnowledgeBase.load())
@@ -227,7 +222,7 @@ def _run_job(folder: Path) -> None:
         if now - last[0] >= _PROGRESS_EVERY_S or (total and line >= total):
             last[0] = now
             state = {"records": records, "line": line, "total": total}
-            _write_atomic(folder / PROGRESS_NAME, json.dumps(state).encode())
+            write_atomic(folder / PROGRESS_NAME, json.dumps(state).encode())
 
     try:
         total = _count_lines(path, spec["max_uncompressed_bytes"])
@@ -243,13 +238,13 @@ def _run_job(folder: Path) -> None:
         payload = pickle.dumps((report, annotated))
         key = bytes.fromhex(os.environ[JOB_KEY_ENV])
         mac = hmac.new(key, payload, hashlib.sha256).digest()
-        _write_atomic(folder / REPORT_NAME, mac + payload)
+        write_atomic(folder / REPORT_NAME, mac + payload)
     except InputError as exc:
         refusal = {
             "type": type(exc).__name__,
             "message": str(_renamed(exc, path, spec["filename"])),
         }
-        _write_atomic(folder / ERROR_NAME, json.dumps(refusal).encode())
+        write_atomic(folder / ERROR_NAME, json.dumps(refusal).encode())
     finally:
         path.unlink(missing_ok=True)
 
@@ -402,7 +397,7 @@ def start_upload(
         "max_uncompressed_bytes": limits.max_uncompressed_bytes,
     }  # fmt: skip
     folder = path.parent
-    _write_atomic(folder / JOB_NAME, json.dumps(spec).encode())
+    write_atomic(folder / JOB_NAME, json.dumps(spec).encode())
     key = secrets.token_bytes(32)
     env = {**os.environ, JOB_KEY_ENV: key.hex()}
     with open(folder / LOG_NAME, "wb") as log:

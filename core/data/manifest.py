@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from core.data.cohort_io import CASES_FILE, IMPORTED_FILE, load_cases
 from core.data.schema import CANCER_TYPES, LANGUAGES, SPLITS, STAGES, Case, Note
 from core.errors import ManifestError
+from core.io import atomic_path
 
 COLUMNS = (
     "case_id", "label", "subtype", "stage", "tile_paths", "slide_path", "vcf_path",
@@ -221,11 +220,9 @@ def import_manifest(manifest: Path, cohort_dir: Path) -> tuple[Case, ...]:
         )
 
     target = cohort_dir / IMPORTED_FILE
-    fd, tmp = tempfile.mkstemp(prefix=f".{IMPORTED_FILE}.", dir=cohort_dir)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8") as f:
         if target.exists():
             f.write(target.read_text(encoding="utf-8"))
         for case in imported:
             f.write(json.dumps(case.to_dict(), ensure_ascii=False) + "\n")
-    os.replace(tmp, target)
     return tuple(imported)

@@ -18,10 +18,7 @@ few glands.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import lru_cache, partial
 from importlib.util import find_spec
@@ -33,6 +30,7 @@ from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from core.data.schema import CANCER_TYPES, SUBTYPES
 from core.errors import InputError
+from core.io import atomic_path
 
 NOMINAL_MPP = 1.0  # micrometres per pixel the morphology is drawn at (a 10x objective)
 
@@ -1291,21 +1289,6 @@ def render_slide(
     return _paint(rng, tissue, shape, stain, sigma, ink)[0]
 
 
-@contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    """A temporary path beside `path` that replaces it when the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _check_rgb(image: np.ndarray, what: str) -> None:
     if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3):
         raise InputError(f"{what} must be an (h, w, 3) uint8 array")
@@ -1345,7 +1328,7 @@ def write_pyramidal_tiff(
     levels = [image]
     while max(levels[-1].shape[:2]) > tile:
         levels.append(_halve(levels[-1]))
-    with _atomic(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=image.nbytes > 2**31) as tif:
+    with atomic_path(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=image.nbytes > 2**31) as tif:
         for i, level in enumerate(levels):
             pixels_per_cm = 1e4 / (mpp * 2**i)
             tif.write(
@@ -1367,7 +1350,7 @@ def save_tile(path: Path, tile: np.ndarray, quality: int = 90) -> None:
     _check_rgb(tile, "tile")
     if not 1 <= quality <= 95:
         raise InputError(f"JPEG quality must be in 1..95, got {quality}")
-    with _atomic(Path(path)) as tmp:
+    with atomic_path(Path(path)) as tmp:
         Image.fromarray(tile).save(tmp, format="JPEG", quality=quality)
 
 

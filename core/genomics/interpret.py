@@ -18,9 +18,7 @@ import csv
 import gzip
 import io
 import json
-import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -32,6 +30,7 @@ from core.errors import InputError
 from core.genomics import classes as C
 from core.genomics.reader import POPULATION_AF_CSQ, POPULATION_AF_INFO, open_vcf
 from core.genomics.records import Annotation, FreeText, ReadWarning, VariantRecord
+from core.io import atomic_path
 from core.knowledge.tables import (
     PAN_CANCER_DISEASES,
     CivicVariant,
@@ -853,20 +852,14 @@ class VcfReport:
         by_line: dict[int, dict[int, VariantInterpretation]] = {}
         for v in self.variants:
             by_line.setdefault(v.line, {})[v.allele_index] = v
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as raw:
-                out: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb") if path.suffix == ".gz" \
-                    else raw  # fmt: skip
-                with _TextLines(src) as lines:
-                    for n, line in enumerate(lines, 1):
-                        out.write(_annotate_line(line, by_line.get(n), self).encode("utf-8"))
-                if out is not raw:
-                    out.close()
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, tmp.open("wb") as raw:
+            out: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb") if path.suffix == ".gz" \
+                else raw  # fmt: skip
+            with _TextLines(src) as lines:
+                for n, line in enumerate(lines, 1):
+                    out.write(_annotate_line(line, by_line.get(n), self).encode("utf-8"))
+            if out is not raw:
+                out.close()
         return path
 
 

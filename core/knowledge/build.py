@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 
 from core.data.schema import CANCER_TYPES
 from core.errors import InputError
+from core.io import write_atomic
 from core.knowledge.tables import (
     MANIFEST,
     PAN_CANCER_DISEASES,
@@ -553,20 +553,7 @@ def build_oncotree_types(src: Sources) -> BuiltTable:
 
 # --- writing ---------------------------------------------------------------------------------
 
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are shipped, world-readable files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+SHIPPED_MODE = 0o644  # shipped, world-readable assets (temp files start private, 0600)
 
 
 def table_text(row_type: type, rows: Iterable[Any]) -> str:
@@ -602,9 +589,13 @@ def build(src: Path, out: Path) -> dict[str, Any]:
     try:
         out.mkdir(parents=True, exist_ok=True)
         for name, t in tables.items():
-            write_atomic(out / name, table_text(TABLES[name], t.rows))
+            write_atomic(out / name, table_text(TABLES[name], t.rows).encode(), SHIPPED_MODE)
         # the manifest goes last: a folder with a current manifest has current tables
-        write_atomic(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        write_atomic(
+            out / MANIFEST,
+            (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(),
+            SHIPPED_MODE,
+        )
     except OSError as e:
         raise InputError(f"cannot write the knowledge tables to {out}: {e}") from e
     return manifest

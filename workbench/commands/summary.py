@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from core.data.schema import LANGUAGES
 from core.errors import InputError
+from core.io import write_atomic
 from workbench.errors import PermissionDenied
 from workbench.roles import User
 from workbench.summary_service import EXPORT_FORMATS, SummaryService
@@ -33,19 +32,6 @@ CLI_ROLE = "nurse"  # may write and export summaries, may not approve them
 
 def cli_user() -> User:
     return User(f"cli:{getpass.getuser()}", CLI_ROLE)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; this is a document to hand out
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -66,7 +52,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         print(f"error: {e}; pass --draft to write a copy marked as a draft", file=sys.stderr)
         return EXIT_INVALID
     if args.out:
-        _write_atomically(Path(args.out), data)
+        write_atomic(Path(args.out), data, mode=0o644)  # a document to hand out
     if args.json:
         print(json.dumps({
             "case": draft.case_key, "lang": draft.lang, "format": fmt,
