@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from workbench.i18n import DEFAULT_LANGUAGE, SESSION_KEY, UI_LANGUAGES, session_language, translate
+from workbench.session import current_user
 
 
 @dataclass(frozen=True)
@@ -24,13 +25,14 @@ class PageSpec:
     path: str  # script under app_pages/, relative to this file
     title_key: str  # i18n key of the navigation title
     icon: str  # Material icon shown in the navigation
+    permission: str | None = None  # workbench.roles permission needed to see it; None: all
 
 
 # Navigation order; the first page is the default. Adding a page is one line here.
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("app_pages/home.py", "nav.home", ":material/monitor_heart:"),
-    PageSpec("app_pages/vcf.py", "nav.vcf", ":material/genetics:"),
-    PageSpec("app_pages/summary.py", "nav.summary", ":material/description:"),
+    PageSpec("app_pages/vcf.py", "nav.vcf", ":material/genetics:", "interpret_vcf"),
+    PageSpec("app_pages/summary.py", "nav.summary", ":material/description:", "write_summary"),
     PageSpec("app_pages/about.py", "nav.about", ":material/info:"),
 )
 
@@ -51,9 +53,12 @@ def main() -> None:
         key=SESSION_KEY,
     )
 
+    # Each role sees only its pages; the services check the same permissions again.
+    user = current_user(st.session_state)
+    visible = [spec for spec in PAGES if spec.permission is None or user.can(spec.permission)]
     pages = [
         st.Page(spec.path, title=translate(spec.title_key, lang), icon=spec.icon, default=i == 0)
-        for i, spec in enumerate(PAGES)
+        for i, spec in enumerate(visible)
     ]
     current = st.navigation(pages)
     st.sidebar.caption(translate("app.name", lang))
