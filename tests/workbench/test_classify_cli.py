@@ -13,28 +13,8 @@ from workbench.cli import main
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory, tiny_cohort: Path) -> Path:
-    from core.models.student import StudentConfig
-    from core.train.distill import DistillConfig, distill
-    from core.train.teacher import TeacherTrainConfig, train_teacher
-
-    root = tmp_path_factory.mktemp("ws")
-    (root / "cohort").symlink_to(tiny_cohort, target_is_directory=True)
-    teacher = train_teacher(
-        tiny_cohort, root / "models/teacher",
-        TeacherTrainConfig.from_dict({"epochs": 1, "max_minutes": 0.5}),
-    )  # fmt: skip
-    student = StudentConfig(
-        hidden=32, n_heads=2, ffn=64, n_layers=2, init_layers=(0, 1), max_length=48
-    )
-    cfg = DistillConfig(
-        languages=("pt", "hi"), student=student, init_from_minilm=False, init_from_teacher=False,
-        epochs=1, notes_per_epoch=24, batch_size=8, max_length=48, parallel_rows=8,
-        extra_vocab=100, val_per_language=6, eval_batch_size=16, show_progress_bar=False,
-        threads=1, cache_dir=str(root / "cache"),
-    )  # fmt: skip
-    distill(tiny_cohort, teacher, root / "models/student", cfg)
-    return root
+def workspace(tiny_models: Path) -> Path:
+    return tiny_models
 
 
 def test_classify_stdin_json_one_object_per_line(workspace, monkeypatch, capsys) -> None:
