@@ -181,48 +181,56 @@ def import_manifest(manifest: Path, cohort_dir: Path) -> tuple[Case, ...]:
     the case list is rewritten atomically, so a failed import leaves the cohort unchanged.
     """
     cohort_dir = Path(cohort_dir)
-    if not (cohort_dir / CASES_FILE).exists():
-        cohort_dir.mkdir(parents=True, exist_ok=True)
-        (cohort_dir / CASES_FILE).touch()
-    existing = {c.case_id for c in load_cases(cohort_dir)}
+    existing = (
+        {c.case_id for c in load_cases(cohort_dir)} if (cohort_dir / CASES_FILE).exists() else set()
+    )
     drafts = read_manifest(manifest, existing)
 
-    imported: list[Case] = []
-    for d in drafts:
-        folder = Path("imported") / d.case_id
-        (cohort_dir / folder).mkdir(parents=True, exist_ok=True)
-
-        def copy(src: Path, folder: Path = folder) -> str:
-            rel = folder / src.name
-            shutil.copy2(src, cohort_dir / rel)
-            return rel.as_posix()
-
-        imported.append(
-            Case(
-                case_id=d.case_id,
-                cancer_type=d.label,
-                label=d.label,
-                subtype=d.subtype,
-                stage=d.stage,
-                grade=0,
-                age=0,
-                sex="",
-                split=d.split,
-                notes=tuple(
-                    Note(lang=lang, kind="clinic_note", template_id="", text=text)
-                    for lang, text in d.notes
-                ),
-                tile_paths=tuple(copy(p) for p in d.tiles),
-                slide_path=copy(d.slide) if d.slide else "",
-                vcf_path=copy(d.vcf) if d.vcf else "",
-                source="imported",
-            )
-        )
-
-    target = cohort_dir / IMPORTED_FILE
-    with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8") as f:
-        if target.exists():
-            f.write(target.read_text(encoding="utf-8"))
-        for case in imported:
-            f.write(json.dumps(case.to_dict(), ensure_ascii=False) + "\n")
+    created: list[Path] = []  # case folders this import made, removed again if it fails
+    try:
+        imported = [_import_case(d, cohort_dir, created) for d in drafts]
+        if not (cohort_dir / CASES_FILE).exists():
+            (cohort_dir / CASES_FILE).touch()
+        target = cohort_dir / IMPORTED_FILE
+        with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8") as f:
+            if target.exists():
+                f.write(target.read_text(encoding="utf-8"))
+            for case in imported:
+                f.write(json.dumps(case.to_dict(), ensure_ascii=False) + "\n")
+    except BaseException:
+        for folder in created:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     return tuple(imported)
+
+
+def _import_case(d: _Draft, cohort_dir: Path, created: list[Path]) -> Case:
+    """Copy one validated case's files into the cohort; the Case that records them."""
+    folder = Path("imported") / d.case_id
+    if not (cohort_dir / folder).exists():
+        created.append(cohort_dir / folder)
+    (cohort_dir / folder).mkdir(parents=True, exist_ok=True)
+
+    def copy(src: Path) -> str:
+        rel = folder / src.name
+        shutil.copy2(src, cohort_dir / rel)
+        return rel.as_posix()
+
+    return Case(
+        case_id=d.case_id,
+        cancer_type=d.label,
+        label=d.label,
+        subtype=d.subtype,
+        stage=d.stage,
+        grade=0,
+        age=0,
+        sex="",
+        split=d.split,
+        notes=tuple(
+            Note(lang=lang, kind="clinic_note", template_id="", text=text) for lang, text in d.notes
+        ),
+        tile_paths=tuple(copy(p) for p in d.tiles),
+        slide_path=copy(d.slide) if d.slide else "",
+        vcf_path=copy(d.vcf) if d.vcf else "",
+        source="imported",
+    )
