@@ -127,6 +127,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         print("student: distilling (about 4 minutes on 2 CPU cores)", file=sys.stderr)
         distill(ws.cohort_dir, teacher, student, DistillConfig())
+    from workbench.auth import AuthService
+    from workbench.commands.users import announce_first_admin
+
+    announce_first_admin(AuthService.from_workspace(ws))
     print(f"workspace ready: {ws.root}", file=sys.stderr)
     return EXIT_OK
 
@@ -139,6 +143,7 @@ FEATURE_COMMANDS: tuple[str, ...] = (
     "workbench.commands.index",
     "workbench.commands.vcf",
     "workbench.commands.summary",
+    "workbench.commands.users",
 )
 
 

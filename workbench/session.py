@@ -1,21 +1,67 @@
-"""Who acts in a Streamlit session.
+"""Who acts in a Streamlit session, and for how long.
 
-Sign-in does not exist yet (issue 8): until it does, a session without a signed-in user acts
-as a local development administrator. `current_user` is the one place that decides this, so
-sign-in replaces it here and every page and service follows.
+`current_user` is the one place that reads the signed-in user: a `User`, or None before
+sign-in (every protected service then refuses). Sign-in, sign-out and inactivity expiry change
+the session state only through the functions here; the shell audits them. The functions take
+a plain mapping (st.session_state in the app) and the current time, so tests drive them with
+a dict and an injected clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
+from datetime import datetime, timedelta
+from typing import Literal
 
+from workbench.i18n import SESSION_KEY
 from workbench.roles import User
 
-USER_KEY = "user"  # session-state key sign-in will fill with a `User`
-DEVELOPMENT_USER = User("local", "admin")  # stand-in until sign-in exists
+USER_KEY = "user"  # the signed-in `User`
+METHOD_KEY = "auth.method"  # how they signed in: "password" or "oidc"
+ACTIVITY_KEY = "auth.last_activity"  # datetime (UTC) of the last script run while signed in
+NOTICE_KEY = "auth.notice"  # i18n key of a notice for the sign-in page (expired, signed out)
+KEPT_ON_SIGN_OUT = (SESSION_KEY, NOTICE_KEY)  # everything else belongs to the user who left
+
+Method = Literal["password", "oidc"]
 
 
-def current_user(state: Mapping[str, object]) -> User:
-    """The signed-in user of a session state, else the local development user."""
+def current_user(state: Mapping[str, object]) -> User | None:
+    """The signed-in user of a session state, or None."""
     user = state.get(USER_KEY)
-    return user if isinstance(user, User) else DEVELOPMENT_USER
+    return user if isinstance(user, User) else None
+
+
+def sign_in(state: MutableMapping[str, object], user: User, method: Method, now: datetime) -> None:
+    state[USER_KEY] = user
+    state[METHOD_KEY] = method
+    state[ACTIVITY_KEY] = now
+
+
+def sign_out(state: MutableMapping[str, object], notice: str | None = None) -> User | None:
+    """Forget the user and every page's state (uploads, drafts, jobs), so the next person at
+    this browser starts clean; return who was signed in."""
+    user = current_user(state)
+    for key in [k for k in state.keys() if k not in KEPT_ON_SIGN_OUT]:
+        del state[key]
+    if notice is not None:
+        state[NOTICE_KEY] = notice
+    return user
+
+
+def expire_if_idle(
+    state: MutableMapping[str, object], now: datetime, idle_minutes: float
+) -> User | None:
+    """Sign out a user idle for longer than `idle_minutes` and return them; otherwise record
+    this run as activity and return None."""
+    if current_user(state) is None:
+        return None
+    last = state.get(ACTIVITY_KEY)
+    if isinstance(last, datetime) and now - last > timedelta(minutes=idle_minutes):
+        return sign_out(state, notice="auth.notice_expired")
+    state[ACTIVITY_KEY] = now
+    return None
+
+
+def signed_in_with(state: Mapping[str, object]) -> Method | None:
+    method = state.get(METHOD_KEY)
+    return method if method in ("password", "oidc") else None  # type: ignore[return-value]

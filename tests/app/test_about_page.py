@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from workbench.i18n import catalog
+from workbench.roles import User
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "streamlit_app.py")
@@ -18,7 +19,9 @@ N_SOURCES = 7  # CIViC, OncoTree, 3D hotspots, CancerMine, NTREX, FLORES, MiniLM
 @pytest.fixture()
 def at(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     monkeypatch.setenv("CMKD_WORKSPACE", str(tmp_path / "workspace"))
-    return AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at.session_state["user"] = User("tester", "nurse")  # starts on home, like a signed-in user
+    return at.run()
 
 
 def open_about(at: AppTest) -> AppTest:
@@ -51,6 +54,13 @@ def test_attribution_file_is_rendered_as_markdown(at: AppTest) -> None:
         assert attribution.read_text(encoding="utf-8").strip() in texts
     else:
         assert catalog("en")["about.attribution_missing"] in texts
+
+
+def test_about_is_open_before_sign_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CMKD_WORKSPACE", str(tmp_path / "workspace"))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
+    assert at.title[0].value == catalog("en")["auth.title"]
+    assert open_about(at).title[0].value == catalog("en")["about.title"]
 
 
 def test_language_chosen_on_home_carries_over_to_about(at: AppTest) -> None:

@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from workbench.i18n import catalog
+from workbench.roles import User
 
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 TIMEOUT_S = 30  # the first run imports plotly; generous for a loaded 2-core machine
@@ -22,7 +23,9 @@ CHART_KEYS = (
 
 
 def run_app() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at.session_state["user"] = User("tester", "oncologist")  # home needs a signed-in user
+    at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

@@ -14,6 +14,7 @@ from workbench.roles import User
 
 PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "summary.py")
 TIMEOUT_S = 60  # first run loads the knowledge base and the lexicon
+ONCOLOGIST = User("olga", "oncologist")  # may write and approve
 
 
 def run(target: AppTest | object) -> AppTest:
@@ -23,11 +24,10 @@ def run(target: AppTest | object) -> AppTest:
     return at
 
 
-def page(user: User | None = None, ui_lang: str = "en") -> AppTest:
+def page(user: User = ONCOLOGIST, ui_lang: str = "en") -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT_S)
     at.session_state["ui_lang"] = ui_lang
-    if user is not None:
-        at.session_state["user"] = user
+    at.session_state["user"] = user
     return run(at)
 
 
@@ -37,7 +37,7 @@ def texts(at: AppTest) -> str:
 
 def test_swahili_preview_beside_english_then_approve_and_export(tiny_workspace: Path) -> None:
     en, sw = catalog("en"), PhraseBank.load("sw")
-    at = page()  # until sign-in exists: the local development admin
+    at = page()
     assert at.title[0].value == en["summary.title"]
     assert any(en["summary.decision_support"] in w.value for w in at.warning)
     assert at.selectbox(key="summary.lang").value == "sw"
@@ -50,7 +50,7 @@ def test_swahili_preview_beside_english_then_approve_and_export(tiny_workspace: 
     ]
 
     at = run(at.button(key="summary.approve").click())
-    assert at.success[0].value.startswith("Approved by local (admin)")
+    assert at.success[0].value.startswith("Approved by olga (oncologist)")
     keys = {b.key for b in at.get("download_button")}
     assert {"summary.download.pdf", "summary.download.txt", "summary.download.md"} <= keys
 

@@ -14,6 +14,7 @@ from workbench.roles import User
 
 PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "vcf.py")
 TIMEOUT_S = 60  # the first run imports plotly; the worker process starts on first use
+COUNSELLOR = User("gina", "genetic_counsellor")
 VCF = """\
 ##fileformat=VCFv4.2
 ##contig=<ID=7,length=159138663>
@@ -35,7 +36,9 @@ GT:AF\t0/1:0.5\t0/1:0.48
 @pytest.fixture()
 def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     monkeypatch.setenv("CMKD_WORKSPACE", str(tmp_path / "ws"))
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT_S).run()
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT_S)
+    at.session_state["user"] = COUNSELLOR
+    at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -116,5 +119,6 @@ def test_page_in_portuguese(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("CMKD_WORKSPACE", str(tmp_path / "ws"))
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT_S)
     at.session_state["ui_lang"] = "pt"
+    at.session_state["user"] = COUNSELLOR
     at.run()
     assert at.title[0].value == catalog("pt")["vcf.title"] != catalog("en")["vcf.title"]

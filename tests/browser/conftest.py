@@ -89,3 +89,43 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+BROWSER_PASSWORD = "browser test passphrase"  # the password make_account gives every account
+
+
+@pytest.fixture()
+def make_account() -> Callable[[Path, str, str], str]:
+    """`make(workspace, name, role) -> password`: an account ready to sign in (its one-time
+    password already replaced), created in the workspace's store before the server starts."""
+    from workbench.auth import AuthConfig, AuthService
+    from workbench.roles import User
+    from workbench.workspace import Workspace
+
+    def make(workspace: Path, name: str, role: str) -> str:
+        auth = AuthService.from_workspace(Workspace(workspace), AuthConfig(bcrypt_rounds=4))
+        otp = auth.add_user(User("browser-test", "admin"), name, role)
+        auth.change_password(name, otp, BROWSER_PASSWORD)
+        return BROWSER_PASSWORD
+
+    return make
+
+
+@pytest.fixture()
+def sign_in() -> Callable[..., None]:
+    """`sign_in(page, name, password=BROWSER_PASSWORD)`: fill the shell's sign-in form (the
+    page must show it) and wait until the sidebar shows the sign-out button."""
+    from playwright.sync_api import expect
+
+    from workbench.i18n import catalog
+
+    en = catalog("en")
+
+    def run(page: Any, name: str, password: str = BROWSER_PASSWORD) -> None:
+        page.get_by_label(en["auth.name"]).fill(name)
+        page.get_by_label(en["auth.password"], exact=True).fill(password)
+        page.get_by_role("button", name=en["auth.submit"], exact=True).click()
+        sidebar = page.get_by_test_id("stSidebar")
+        expect(sidebar.get_by_role("button", name=en["auth.sign_out"])).to_be_visible()
+
+    return run

@@ -20,11 +20,12 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture()
-def app_url(streamlit_server, tiny_workspace: Path) -> str:
+def app_url(streamlit_server, tiny_workspace: Path, make_account) -> str:
+    make_account(tiny_workspace, "olga", "oncologist")
     return streamlit_server("streamlit_app.py", tiny_workspace)
 
 
-def test_home_page_switches_to_portuguese(chromium, app_url: str) -> None:
+def test_home_page_switches_to_portuguese(chromium, app_url: str, sign_in) -> None:
     from playwright.sync_api import expect
 
     en, pt = catalog("en"), catalog("pt")
@@ -32,6 +33,7 @@ def test_home_page_switches_to_portuguese(chromium, app_url: str) -> None:
     page.set_default_timeout(UI_TIMEOUT_MS)
     page.goto(app_url)
     page.wait_for_selector('[data-testid="stApp"]')
+    sign_in(page, "olga")
     expect(page.get_by_role("heading", name=en["home.title"], level=1)).to_be_visible()
     expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()
 

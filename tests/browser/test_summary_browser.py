@@ -23,8 +23,9 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture()
-def page_url(streamlit_server, tiny_workspace: Path) -> str:
-    return streamlit_server("streamlit_app.py", tiny_workspace) + "/summary"
+def app_url(streamlit_server, tiny_workspace: Path, make_account) -> str:
+    make_account(tiny_workspace, "olga", "oncologist")  # may write and approve summaries
+    return streamlit_server("streamlit_app.py", tiny_workspace)
 
 
 def flat(text: str) -> str:
@@ -32,21 +33,24 @@ def flat(text: str) -> str:
 
 
 def test_produce_approve_and_download_a_swahili_summary(
-    chromium, page_url: str, tmp_path: Path
+    chromium, app_url: str, sign_in, tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect
 
     en, sw = catalog("en"), PhraseBank.load("sw")
     page = chromium.new_page(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
     page.set_default_timeout(UI_TIMEOUT_MS)
-    page.goto(page_url)
+    page.goto(app_url)
     page.wait_for_selector('[data-testid="stApp"]')
+    # Sign-in lives in the browser session, so navigate inside it rather than by URL.
+    sign_in(page, "olga")
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=en["nav.summary"]).click()
     expect(page.get_by_role("heading", name=en["summary.title"], level=1)).to_be_visible()
     expect(page.get_by_text(sw.phrase("title"), exact=True).first).to_be_visible()
     expect(page.get_by_text(en["summary.not_approved"])).to_be_visible()
 
     page.get_by_role("button", name=en["summary.approve"]).click()
-    expect(page.get_by_text("Approved by local (admin)")).to_be_visible()
+    expect(page.get_by_text("Approved by olga (oncologist)")).to_be_visible()
     download_button = page.get_by_role("button", name=en["summary.download_pdf"])
     expect(download_button).to_be_visible()
     with page.expect_download() as info:

@@ -1,7 +1,7 @@
 """The VCF page in a real Chromium: upload a VCF, interpret it, download the TSV.
 
-Runs the page script on its own (the shell's navigation only wraps it). Needs Debian's
-Chromium at /usr/bin/chromium; skips with instructions when it is missing.
+Signs in as a genetic counsellor through the shell and opens the page from the navigation.
+Needs Debian's Chromium at /usr/bin/chromium; skips with instructions when it is missing.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import pytest
 
 from workbench.i18n import catalog
 
-PAGE = "app_pages/vcf.py"
 SCREENSHOT = Path(__file__).resolve().parents[2] / "test-artifacts" / "vcf_results.png"
 UI_TIMEOUT_MS = 60_000  # first run imports plotly; the worker process imports pysam
 VCF = """\
@@ -31,11 +30,12 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture()
-def page_url(streamlit_server, tmp_path: Path) -> str:
-    return streamlit_server(PAGE, tmp_path / "ws")
+def app_url(streamlit_server, tmp_path: Path, make_account) -> str:
+    make_account(tmp_path / "ws", "gina", "genetic_counsellor")
+    return streamlit_server("streamlit_app.py", tmp_path / "ws")
 
 
-def test_upload_a_vcf_and_download_the_tsv(chromium, page_url: str, tmp_path: Path) -> None:
+def test_upload_a_vcf_and_download_the_tsv(chromium, app_url: str, sign_in, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
     en = catalog("en")
@@ -43,8 +43,10 @@ def test_upload_a_vcf_and_download_the_tsv(chromium, page_url: str, tmp_path: Pa
     vcf.write_text(VCF)
     page = chromium.new_page(viewport={"width": 1400, "height": 1100})
     page.set_default_timeout(UI_TIMEOUT_MS)
-    page.goto(page_url)
+    page.goto(app_url)
     page.wait_for_selector('[data-testid="stApp"]')
+    sign_in(page, "gina")
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=en["nav.vcf"]).click()
     expect(page.get_by_role("heading", name=en["vcf.title"], level=1)).to_be_visible()
 
     page.get_by_test_id("stFileUploader").locator('input[type="file"]').set_input_files(str(vcf))
