@@ -127,6 +127,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         print("student: distilling (about 4 minutes on 2 CPU cores)", file=sys.stderr)
         distill(ws.cohort_dir, teacher, student, DistillConfig())
+    from workbench.vcf_service import PROBE_RUN
+
+    probe = ws.models_dir / PROBE_RUN
+    if (probe / "config.json").exists():
+        print(f"variant probe: present in {probe}", file=sys.stderr)
+    else:
+        from core.genomics.models import train_variant_probe
+
+        print("variant probe: fitting (about 20 s)", file=sys.stderr)
+        train_variant_probe(ws.cohort_dir, teacher, probe)
     from workbench.auth import AuthService
     from workbench.commands.users import announce_first_admin
 

@@ -6,7 +6,9 @@ with the sample and file names pseudonymised, and hands the interpretation to a 
 process; the returned `VcfJob` is polled for progress (the Streamlit script thread never
 parses the file). The worker first decompresses once to count lines (for progress) and to stop
 gzip bombs at the uncompressed-size cap, then interprets, then writes the annotated VCF, and
-always deletes the upload. `interpret_upload` does all of it and waits.
+always deletes the upload. The worker loads the workspace's models once (the teacher's genomic
+encoder with its variant probe, the student); the page's process never loads them.
+`interpret_upload` does all of it and waits.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from core.genomics.reader import open_vcf
 from core.genomics.records import VcfError
 from core.io import write_atomic
 from core.knowledge.tables import KnowledgeBase
+from workbench.commands.train import STUDENT_RUN, TEACHER_RUN
 from workbench.errors import PermissionDenied
 from workbench.roles import User, require
 from workbench.store import Store, pseudonym
@@ -48,6 +51,7 @@ PROGRESS_NAME = "progress.json"
 _CHUNK = 1 << 20
 _PROGRESS_EVERY_S = 0.25  # how often the worker rewrites its progress file
 _LINE_RE = re.compile(r": line (\d+): ")
+PROBE_RUN = "variant_probe"  # models/<name> of the genomic encoder's variant probe
 
 
 @dataclass(frozen=True)
@@ -207,7 +211,17 @@ _REPO = Path(__file__).resolve().parents[1]
 
 @cache  # one knowledge base per process
 def _interpreter() -> Interpreter:
+    """Rules only: for the page's checks (tumour types), which need no model."""
     return Interpreter(KnowledgeBase.load())
+
+
+def model_interpreter(models_dir: Path) -> Interpreter:
+    """Rules plus whatever models `models_dir` holds (the hooks say what is missing)."""
+    from core.genomics.models import load_models  # torch: only where the models are used
+
+    models = load_models(models_dir / TEACHER_RUN, models_dir / STUDENT_RUN,
+                         models_dir / PROBE_RUN)  # fmt: skip
+    return models.interpreter(_interpreter().kb)
 
 
 def _run_job(folder: Path) -> None:
@@ -228,7 +242,8 @@ def _run_job(folder: Path) -> None:
         total = _count_lines(path, spec["max_uncompressed_bytes"])
         report = interpret_file(
             path, spec["tumor_type"], spec["sample"], spec["panel_mb"], progress,
-            interpreter=_interpreter(), file_name=spec["filename"], total_lines=total,
+            interpreter=model_interpreter(Path(spec["models_dir"])), file_name=spec["filename"],
+            total_lines=total,
         )  # fmt: skip
         try:
             report.write_annotated_vcf(folder / ANNOTATED_NAME)
@@ -395,6 +410,7 @@ def start_upload(
     spec = {
         "filename": filename, "tumor_type": tumor_type, "sample": sample, "panel_mb": panel_mb,
         "max_uncompressed_bytes": limits.max_uncompressed_bytes,
+        "models_dir": str(ws.models_dir),
     }  # fmt: skip
     folder = path.parent
     write_atomic(folder / JOB_NAME, json.dumps(spec).encode())

@@ -13,7 +13,7 @@ docs/vcf.md explains which criteria the interpreter applies and from which data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from types import MappingProxyType
@@ -180,7 +180,3 @@ def so_terms(consequence: str) -> tuple[str, ...]:
 def severity_rank(term: str) -> int:
     """0 for the most severe SO term; UNRANKED for terms outside the ranking."""
     return _RANK.get(term, UNRANKED)
-
-
-def most_severe(terms: Iterable[str]) -> str:
-    return min(terms, key=severity_rank, default="")

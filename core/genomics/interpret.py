@@ -6,10 +6,11 @@ Every result says why: the criteria applied (with the data behind each), the CIV
 rows cited (id, level, disease, therapies), the tier's reason, and an abstention reason when
 the evidence is absent or conflicts. docs/vcf.md describes the rules.
 
-Two hooks wait for models that later issues train: `variant_scorer` (the genomic encoder's
-probability that a variant is oncogenic; OP1/SBP1 when present) and `annotation_reader` (the
-multilingual student reading free-text annotations). Absent hooks are reported as such,
-never replaced by a made-up number.
+Two hooks take the trained models (core/genomics/models.py adapts them): `variant_scorer`
+(the genomic encoder's probability that a variant is oncogenic; OP1/SBP1 when present) and
+`annotation_reader` (the multilingual student and the lexicon reading free-text annotations,
+shown as evidence without points). Both are called once per batch of records, never once per
+record. Absent hooks are reported as such, never replaced by a made-up number.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import io
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +34,7 @@ from core.genomics.records import Annotation, FreeText, ReadWarning, VariantReco
 from core.io import atomic_path
 from core.knowledge.tables import (
     PAN_CANCER_DISEASES,
+    RESIDUE_RE,
     CivicVariant,
     Evidence,
     Hotspot,
@@ -40,10 +42,6 @@ from core.knowledge.tables import (
     normalize_protein_change,
 )
 
-# (free text, ISO 639-1 language or "") -> one of classes.CLASSES.
-AnnotationReader = Callable[[str, str], str]
-# A variant -> probability in [0, 1] that it is oncogenic.
-VariantScorer = Callable[[VariantRecord], float]
 # (records read so far, 1-based line reached, total lines or 0 when unknown) -> None.
 Progress = Callable[[int, int, int], None]
 
@@ -92,6 +90,28 @@ class InterpretConfig:
     scorer_benign: float = 0.1  # SBP1 when it is at most
     max_evidence: int = 20  # CIViC rows kept per variant (best first); the count keeps all
     progress_every: int = 2000  # records between progress callbacks
+
+
+@dataclass(frozen=True, slots=True)
+class AnnotationReading:
+    """What the multilingual model read in one free-text annotation: evidence for the user,
+    never points."""
+
+    implies: str  # classes.CLASSES the wording supports; VUS when it says neither (or both)
+    cues: tuple[str, ...]  # the words behind `implies`, as written ("pathogen", "Hotspot")
+    genes: tuple[str, ...]  # genes the text names (HUGO symbols)
+    entities: tuple[str, ...]  # every lexicon concept found, "CONCEPT:ID=text as written"
+    cancer_type: str  # the student's most probable TCGA type for the text
+    cancer_type_p: float  # its probability
+
+
+# Free texts -> the reading of each, in order (one call per batch of records).
+AnnotationReader = Callable[[Sequence[FreeText]], Sequence[AnnotationReading]]
+# Variants -> probability in [0, 1] that each is oncogenic, in order (one call per batch).
+VariantScorer = Callable[[Sequence[VariantRecord]], Sequence[float]]
+# The genomic encoder's criteria: listed as evidence, never counted in the points.
+COMPUTATIONAL = frozenset({"OP1", "SBP1"})
+BATCH = 512  # records interpreted together, so that the hooks see whole batches
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +186,8 @@ class VariantInterpretation:
     n_evidence: int  # CIViC rows found, before keeping the best `max_evidence`
     assertions: tuple[AssertionRef, ...]
     annotation_text: tuple[FreeText, ...]
-    annotation_reading: str  # the student's class of the text, or NOT_AVAILABLE
+    annotation_reading: str  # the model's reading of the text for people, or NOT_AVAILABLE
+    annotation_readings: tuple[AnnotationReading, ...]  # per `annotation_text`, () when none
     score: float | None  # the genomic encoder's probability, None when not available
 
     @property
@@ -226,11 +247,14 @@ def primary_annotation(annotations: tuple[Annotation, ...]) -> Annotation | None
     """The annotation with the most severe consequence (one with a protein change first)."""
     if len(annotations) == 1:
         return annotations[0]
-    return min(
-        annotations,
-        key=lambda a: (C.severity_rank(C.most_severe(C.so_terms(a.consequence))), not a.hgvsp),
-        default=None,
-    )
+    return min(annotations, key=lambda a: (_rank(a.consequence), not a.hgvsp), default=None)
+
+
+@lru_cache(maxsize=4096)  # annotators use few distinct consequence strings
+def _rank(consequence: str) -> int:
+    """Severity rank of the most severe SO term of an annotator's consequence field."""
+    terms = C.so_terms(consequence)
+    return C.severity_rank(terms[0]) if terms else C.UNRANKED
 
 
 def _population(record: VariantRecord) -> tuple[float | None, bool]:
@@ -258,10 +282,11 @@ class _Facts:
     record: VariantRecord
     annotated: bool
     gene: str
-    change: str  # "" when it cannot matter (a gene without knowledge), so analyses are shared
+    change: str  # "" when it cannot matter (no knowledge at its residue), so analyses are shared
     terms: tuple[str, ...]
     partner: str
     af: float | None
+    af_key: Any  # `af` as far as the rules tell values apart (see _af_key)
     af_declared: bool
     cn: int | None
     amplification: bool
@@ -276,10 +301,12 @@ class _Facts:
     hotspot: Hotspot | None = None
 
     def key(self, tumor_type: str | None) -> tuple[Any, ...]:
-        """Everything an analysis depends on (not the record's position or sample data)."""
+        """Everything an analysis depends on (not the record's position or sample data). The
+        score counts to the two decimals that its criterion's reason quotes."""
         return (tumor_type, self.annotated, self.gene, self.change, self.terms, self.partner,
-                self.af, self.af_declared, self.cn, self.amplification, self.fusion, self.exon,
-                tuple(cv.variant_id for cv in self.coords), self.score,
+                self.af_key, self.af_declared, self.cn, self.amplification, self.fusion,
+                self.exon, tuple(cv.variant_id for cv in self.coords),
+                None if self.score is None else round(self.score, 2),
                 self.record.kind in SEQUENCE_KINDS)  # fmt: skip
 
 
@@ -298,7 +325,11 @@ class _Analysis:
 
 
 class Interpreter:
-    """Knowledge lookups and rules for one variant at a time; build once, reuse."""
+    """Knowledge lookups and rules, for a batch of variants or one; build once, reuse.
+
+    `scorer_status` / `reader_status` say what the hooks are, or why they are absent, in the
+    report (default "available" / NOT_AVAILABLE).
+    """
 
     def __init__(
         self,
@@ -307,15 +338,20 @@ class Interpreter:
         *,
         variant_scorer: VariantScorer | None = None,
         annotation_reader: AnnotationReader | None = None,
+        scorer_status: str = "",
+        reader_status: str = "",
     ) -> None:
         self.kb = kb
         self.config = config or InterpretConfig()
         self.variant_scorer = variant_scorer
         self.annotation_reader = annotation_reader
+        self.scorer_status = scorer_status or _status(variant_scorer)
+        self.reader_status = reader_status or _status(annotation_reader)
         self._evidence_genes = frozenset(e.gene for e in kb.evidence)
         self._assertion_genes = frozenset(a.gene for a in kb.assertions)
         self._hotspot_genes = frozenset(h.gene for h in kb.hotspots)
         self._knowledge_genes = self._evidence_genes | self._assertion_genes | self._hotspot_genes
+        self._residues = _knowledge_residues(kb)
         self._diseases: dict[str, frozenset[str]] = {}
         self._analyses: dict[tuple[Any, ...], _Analysis] = {}
         self._names = _names_by_gene(kb)
@@ -350,46 +386,92 @@ class Interpreter:
         build: str = "unknown",
         fusion_partner: str = "",
     ) -> VariantInterpretation:
+        return self.interpret_batch([record], tumor_type, build, [fusion_partner])[0]
+
+    def interpret_batch(
+        self,
+        records: Sequence[VariantRecord],
+        tumor_type: str | None = None,
+        build: str = "unknown",
+        fusion_partners: Sequence[str] | None = None,
+    ) -> list[VariantInterpretation]:
+        """The interpretation of each record, the hooks called once for the whole batch."""
         diseases = self.check_tumor_type(tumor_type)
+        n = len(records)
+        scores: Sequence[float | None] = (
+            self.variant_scorer(records) if self.variant_scorer and n else [None] * n
+        )
+        readings = self._readings(records)
+        partners = fusion_partners or [""] * n
+        one = self._interpret_one
+        return [
+            one(r, tumor_type, diseases, build, p.upper(), s, t)
+            for r, p, s, t in zip(records, partners, scores, readings, strict=True)
+        ]
+
+    def _readings(
+        self, records: Sequence[VariantRecord]
+    ) -> list[tuple[AnnotationReading, ...] | None]:
+        """The reader's readings of each record's free texts (None without a reader)."""
+        if self.annotation_reader is None:
+            return [None] * len(records)
+        texts = list(dict.fromkeys(t for r in records for t in r.free_text))
+        read = dict(zip(texts, self.annotation_reader(texts), strict=True)) if texts else {}
+        return [tuple(read[t] for t in r.free_text) for r in records]
+
+    def _interpret_one(
+        self,
+        record: VariantRecord,
+        tumor_type: str | None,
+        diseases: frozenset[str] | None,
+        build: str,
+        partner: str,
+        score: float | None,
+        readings: tuple[AnnotationReading, ...] | None,
+    ) -> VariantInterpretation:
         ann = primary_annotation(record.annotations)
-        f = self._facts(record, ann, build, fusion_partner.upper())
+        protein = _hgvsp(ann.hgvsp) if ann is not None and ann.hgvsp else ""
+        f = self._facts(record, ann, protein, build, partner, score)
         key = f.key(tumor_type)
         a = self._analyses.get(key)
         if a is None:
             if len(self._analyses) >= ANALYSIS_CACHE:
                 self._analyses.clear()
             a = self._analyses[key] = self._analyse(f, diseases)
-        texts = record.free_text
-        reading = (
-            self.annotation_reader(texts[0].text, texts[0].lang)
-            if self.annotation_reader and texts
-            else NOT_AVAILABLE
-        )
         v = a.verdict
+        texts = record.free_text
+        reading = _reading_summary(readings, a.gene, v.variant_class) if readings else NOT_AVAILABLE
+        terms = f.terms
         return VariantInterpretation(
             key=record.key, line=record.line, allele_index=record.allele_index,
             chrom=record.chrom, pos=record.pos, ref=record.ref, alt=record.alt, kind=record.kind,
             passed=not record.filters or record.filters == ("PASS",), filters=record.filters,
             genotype=record.genotype, depth=record.depth, vaf=record.vaf, gene=a.gene,
-            protein_change=_hgvsp(ann.hgvsp) if ann else "",
-            consequence=f.terms[0] if f.terms else "",
-            severity=C.severity_rank(f.terms[0]) if f.terms else C.UNRANKED,
-            fusion_partner=f.partner, gene_role=a.role, hotspot=a.hotspot, population_af=f.af,
+            protein_change=protein, consequence=terms[0] if terms else "",
+            severity=C.severity_rank(terms[0]) if terms else C.UNRANKED,
+            fusion_partner=partner, gene_role=a.role, hotspot=a.hotspot, population_af=f.af,
             variant_class=v.variant_class, oncogenicity=v.oncogenicity, points=v.points,
             criteria=a.criteria, tier=v.tier, tier_reason=v.tier_reason,
             class_reason=v.class_reason, abstention=v.abstention, evidence=a.evidence,
             n_evidence=a.n_evidence, assertions=a.assertions, annotation_text=texts,
-            annotation_reading=reading, score=f.score,
+            annotation_reading=reading, annotation_readings=readings or (), score=score,
         )  # fmt: skip
 
     # --- knowledge ---------------------------------------------------------------------
 
     def _facts(
-        self, record: VariantRecord, ann: Annotation | None, build: str, partner: str
+        self,
+        record: VariantRecord,
+        ann: Annotation | None,
+        protein: str,
+        build: str,
+        partner: str,
+        score: float | None,
     ) -> _Facts:
         terms = C.so_terms(ann.consequence) if ann else ()
-        cn = _int(record.info.get("CN"))
-        if "transcript_ablation" not in terms and record.sv_type == "DEL" and cn == 0:
+        info = record.info
+        cn = _int(info["CN"]) if "CN" in info else None
+        if record.sv_type == "DEL" and cn == 0 and "transcript_ablation" not in terms:
             terms = ("transcript_ablation", *terms)  # a homozygous deletion, unannotated
         af, af_declared = _population(record)
         gene = ann.gene.strip().upper() if ann else ""
@@ -398,19 +480,29 @@ class Interpreter:
             if build == "GRCh37" and record.kind in SEQUENCE_KINDS
             else ()
         )
-        known = gene in self._knowledge_genes or partner in self._knowledge_genes or coords
+        if not (gene in self._knowledge_genes or partner in self._knowledge_genes or coords):
+            change = ""
+        elif gene and not coords and not self._known_residue(gene, protein):
+            change = ""  # every lookup by the change would find nothing
+        else:
+            change = protein
+        cfg = self.config
         return _Facts(
-            record=record, annotated=ann is not None, gene=gene,
-            change=_hgvsp(ann.hgvsp) if ann and known else "", terms=terms, partner=partner,
-            af=af, af_declared=af_declared, cn=cn,
+            record=record, annotated=ann is not None, gene=gene, change=change, terms=terms,
+            partner=partner, af=af, af_key=_af_key(af, cfg), af_declared=af_declared, cn=cn,
             amplification="transcript_amplification" in terms or (
                 record.sv_type in AMPLIFICATION_SV and cn is not None
-                and cn >= self.config.amplification_min_cn),
+                and cn >= cfg.amplification_min_cn),
             fusion=record.kind == "breakend" or bool(C.FUSION_TERMS.intersection(terms)),
             exon=ann.extra.get("EXON", "").partition("/")[0] if ann else "",
-            coords=coords,
-            score=self.variant_scorer(record) if self.variant_scorer else None,
+            coords=coords, score=score,
         )  # fmt: skip
+
+    def _known_residue(self, gene: str, change: str) -> bool:
+        """Whether CIViC (evidence or assertions) or the 3D hotspots know the change's first
+        residue in `gene`; True when the change names no residue."""
+        m = RESIDUE_RE.match(change.upper())
+        return m is None or int(m[2]) in self._residues.get(gene, ())
 
     def _analyse(self, f: _Facts, diseases: frozenset[str] | None) -> _Analysis:
         f.role, f.partner_role = self._role(f.gene), self._role(f.partner)
@@ -555,9 +647,9 @@ class Interpreter:
         elif "stop_lost" in terms and f.role == "Tumor_Suppressor":
             apply("OM2", f"stop_lost in {gene}, a tumour suppressor")
         if f.score is not None and f.score >= cfg.scorer_oncogenic:
-            apply("OP1", f"genomic encoder: p(oncogenic) = {f.score:.2f}")
+            apply("OP1", f"genomic encoder: p(oncogenic) = {f.score:.2f} (not counted)")
         elif f.score is not None and f.score <= cfg.scorer_benign:
-            apply("SBP1", f"genomic encoder: p(oncogenic) = {f.score:.2f}")
+            apply("SBP1", f"genomic encoder: p(oncogenic) = {f.score:.2f} (not counted)")
         if f.record.kind in SEQUENCE_KINDS and f.af_declared:
             if f.af is None or f.af <= cfg.absent_af:
                 apply("OP4", "absent from the annotated population database")
@@ -593,6 +685,51 @@ def _establishes(e: Evidence) -> bool:
     return e.evidence_type == "Oncogenic" or (
         e.evidence_level in ("A", "B") and e.evidence_type in CLINICAL_TYPES
     )
+
+
+def _status(hook: object) -> str:
+    return "available" if hook is not None else NOT_AVAILABLE
+
+
+def _af_key(af: float | None, cfg: InterpretConfig) -> Any:
+    """The population frequency as the rules tell values apart: exact where a reason quotes
+    it (above `common_af`), else only whether it counts as absent (OP4) or not."""
+    if af is None or af > cfg.common_af:
+        return af
+    return "absent" if af <= cfg.absent_af else "rare"
+
+
+def _knowledge_residues(kb: KnowledgeBase) -> dict[str, frozenset[int]]:
+    """gene -> residues that a lookup by protein change can find: the first residue of each
+    CIViC evidence and assertion variant name ("V600E", "V600", "E746_A750DEL"), and every 3D
+    hotspot residue."""
+    found: dict[str, set[int]] = {}
+    for row in (*kb.evidence, *kb.assertions):
+        if m := RESIDUE_RE.match(row.variant.upper()):
+            found.setdefault(row.gene, set()).add(int(m[2]))
+    for h in kb.hotspots:
+        found.setdefault(h.gene, set()).add(h.position)
+    return {g: frozenset(r) for g, r in found.items()}
+
+
+def _reading_summary(readings: tuple[AnnotationReading, ...], gene: str, variant_class: str) -> str:
+    """One line for people: what the texts' wording supports and why, the genes they name,
+    the student's tumour-type reading, and how that compares with the rules' class."""
+    implied = {r.implies for r in readings} - {C.VUS}
+    implies = implied.pop() if len(implied) == 1 else C.VUS
+    cues = list(dict.fromkeys(c for r in readings for c in r.cues))
+    parts = [f"wording supports {implies}" + (f" ({', '.join(cues)})" if cues else "")]
+    if genes := list(dict.fromkeys(g for r in readings for g in r.genes)):
+        same = "the annotated gene" if genes == [gene] else f"annotated gene {gene or 'none'}"
+        parts.append(f"names {', '.join(genes)} ({same})")
+    best = max(readings, key=lambda r: r.cancer_type_p)
+    parts.append(f"student reads {best.cancer_type} (p {best.cancer_type_p:.2f})")
+    if implies != C.VUS:
+        parts.append(
+            f"agrees with the class {variant_class}" if implies == variant_class
+            else f"the class is {variant_class}: weigh the text in review (it adds no points)"
+        )  # fmt: skip
+    return "; ".join(parts)
 
 
 def _names_by_gene(kb: KnowledgeBase) -> dict[str, frozenset[str]]:
@@ -665,9 +802,15 @@ def _verdict(
     diseases: frozenset[str] | None,
     annotated: bool,
 ) -> _Verdict:
-    """Points -> oncogenicity (abstaining on conflict or absence), tier and class."""
-    gain = sum(c.points for c in criteria if c.points > 0)
-    loss = sum(c.points for c in criteria if c.points < 0)
+    """Points -> oncogenicity (abstaining on conflict or absence), tier and class.
+
+    The genomic encoder's OP1/SBP1 are listed with the criteria but never counted: the points
+    and the class come from the rules' evidence alone, and the class reason says when the
+    encoder's point would have moved the class.
+    """
+    rules = [c for c in criteria if c.code not in COMPUTATIONAL]
+    gain = sum(c.points for c in rules if c.points > 0)
+    loss = sum(c.points for c in rules if c.points < 0)
     points = gain + loss
     abstention = ""
     if gain >= C.CONFLICT_POINTS and loss <= -C.CONFLICT_POINTS:
@@ -675,7 +818,7 @@ def _verdict(
         abstention = f"conflicting evidence: +{gain} oncogenic and {loss} benign points"
     else:
         oncogenicity = C.oncogenicity_class(points)
-        if not criteria:
+        if not rules:
             abstention = "no oncogenic or benign criterion applies" + (
                 "" if annotated else " (the record has no gene/consequence annotation)"
             )
@@ -684,6 +827,14 @@ def _verdict(
     if variant_class == C.VUS and not abstention:
         abstention = f"{points:+d} points: not enough evidence either way"
     class_reason = f"{variant_class}: oncogenicity {oncogenicity} ({points:+d} points), tier {tier}"
+    model = [c for c in criteria if c.code in COMPUTATIONAL]
+    if model and not abstention.startswith("conflicting"):
+        counted = C.oncogenicity_class(points + sum(c.points for c in model))
+        if counted != oncogenicity:
+            class_reason += (
+                f"; counting the genomic encoder's {model[0].code} would make it {counted}, "
+                "but a model score is evidence only and never decides a class"
+            )
     return _Verdict(points, oncogenicity, tier, tier_reason, variant_class, class_reason,
                     abstention)  # fmt: skip
 
@@ -760,8 +911,8 @@ class VcfReport:
     n_records: int  # alleles read (after decomposition and skipped reference blocks)
     n_not_in_sample: int  # alleles the chosen sample does not carry
     knowledge: Mapping[str, str] = field(default_factory=dict)  # data versions cited
-    variant_scorer: bool = False  # whether the genomic encoder's score was available
-    annotation_reader: bool = False  # whether the student read the annotation text
+    variant_scorer: str = NOT_AVAILABLE  # the genomic encoder's score: what, or why absent
+    annotation_reader: str = NOT_AVAILABLE  # the annotation reader: what, or why absent
 
     @property
     def tmb_mutations(self) -> int:
@@ -804,8 +955,8 @@ class VcfReport:
             "sample": self.sample,
             "tumor_type": self.tumor_type,
             "knowledge": dict(self.knowledge),
-            "genomic_encoder_score": "available" if self.variant_scorer else NOT_AVAILABLE,
-            "annotation_reader": "available" if self.annotation_reader else NOT_AVAILABLE,
+            "genomic_encoder_score": self.variant_scorer,
+            "annotation_reader": self.annotation_reader,
             "summary": {
                 "n_records": self.n_records,
                 "n_variants": len(self.variants),
@@ -1016,9 +1167,15 @@ def interpret_file(
     every = interp.config.progress_every
     results: list[VariantInterpretation | None] = []
     breakends: list[tuple[int, VariantRecord]] = []
+    batch: list[VariantRecord] = []
     n_records = n_absent = 0
     with open_vcf(Path(path), sample, max_uncompressed_bytes=max_uncompressed_bytes) as reader:
         header = reader.header
+
+        def flush() -> None:
+            results.extend(interp.interpret_batch(batch, tumor_type, header.build))
+            batch.clear()
+
         for record in reader.records():
             n_records += 1
             if progress and n_records % every == 0:
@@ -1026,15 +1183,22 @@ def interpret_file(
             if not _carries(record.genotype, record.allele_index):
                 n_absent += 1
             elif record.kind == "breakend":
+                flush()  # its place in the results comes after the records before it
                 breakends.append((len(results), record))
                 results.append(None)
             else:
-                results.append(interp.interpret(record, tumor_type, header.build))
+                batch.append(record)
+                if len(batch) >= BATCH:
+                    flush()
+        flush()
         warnings = tuple(reader.warnings)
     partners = _fusion_partners(r for _, r in breakends)
-    for i, record in breakends:
-        partner = partners.get(record.key, "")
-        results[i] = interp.interpret(record, tumor_type, header.build, partner)
+    mates = [r for _, r in breakends]
+    done = interp.interpret_batch(
+        mates, tumor_type, header.build, [partners.get(r.key, "") for r in mates]
+    )
+    for (i, _), v in zip(breakends, done, strict=True):
+        results[i] = v
     if progress:
         progress(n_records, total_lines, total_lines)
     versions = interp.kb.manifest.get("data_versions", {})
@@ -1055,8 +1219,8 @@ def interpret_file(
         n_records=n_records,
         n_not_in_sample=n_absent,
         knowledge={k: str(v) for k, v in versions.items()},
-        variant_scorer=interp.variant_scorer is not None,
-        annotation_reader=interp.annotation_reader is not None,
+        variant_scorer=interp.scorer_status,
+        annotation_reader=interp.reader_status,
     )
 
 

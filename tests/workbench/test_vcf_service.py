@@ -158,9 +158,11 @@ def test_sample_picker_lists_tumour_and_normal(tmp_path) -> None:
 
 
 @pytest.fixture()
-def cmkd(monkeypatch: pytest.MonkeyPatch):
-    """cli.main with the vcf command registered, as the lead's FEATURE_COMMANDS will."""
+def cmkd(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """cli.main with the vcf command registered, as the lead's FEATURE_COMMANDS will, over an
+    empty workspace (no models)."""
     monkeypatch.setattr(cli, "FEATURE_COMMANDS", ("workbench.commands.vcf",))
+    monkeypatch.setenv("CMKD_WORKSPACE", str(tmp_path / "empty-ws"))
     return cli.main
 
 
@@ -170,6 +172,10 @@ def test_cmkd_vcf_outputs(cmkd, tmp_path, capsys) -> None:
     assert cmkd(["vcf", str(path), "--tumor-type", "SKCM", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["sample"] == SAMPLE and data["actionable"][0]["gene"] == "BRAF"
+    models = tmp_path / "empty-ws" / "models"
+    assert data["genomic_encoder_score"] == f"not available: no teacher in {models / 'teacher'}"
+    assert data["annotation_reader"] == f"not available: no student in {models / 'student'}"
+    assert all(v["score"] is None for v in data["variants"])
     assert cmkd(["vcf", str(path), "--tsv", "--panel-mb", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("key\t") and len(lines) == 5
@@ -223,3 +229,38 @@ def test_a_tampered_worker_report_is_refused_not_unpickled(ws, store) -> None:
     with pytest.raises(CmkdError, match="integrity"):
         job.result()
     job.cleanup()
+
+
+# ------------------------------------------------------------------------------ models
+
+
+def test_the_worker_and_cmkd_use_the_workspace_models(built_workspace, capsys,
+                                                      monkeypatch) -> None:  # fmt: skip
+    ws = Workspace.from_env()
+    monkeypatch.setattr(cli, "FEATURE_COMMANDS", ("workbench.commands.vcf",))
+    # without the probe the scorer says how to build it; the student reads the text anyway
+    text = vcf_text(1).replace("p.V600E|", "p.V600E|;NOTE=BRAF%20pathogen;NOTE_LANG=de")
+    text = text.replace(
+        "#CHROM",
+        '##INFO=<ID=NOTE,Number=1,Type=String,Description="x">\n'
+        '##INFO=<ID=NOTE_LANG,Number=1,Type=String,Description="x">\n#CHROM',
+    )
+    report = interpret_upload(COUNSELLOR, text.encode(), "t.vcf", Store(ws.db_path), ws, "SKCM")
+    assert report.variant_scorer.startswith("not available: no variant probe")
+    assert "cmkd vcf-probe" in report.variant_scorer
+    assert report.annotation_reader.startswith("available: ")
+    braf = next(v for v in report.variants if v.protein_change == "V600E")
+    assert "GENE:BRAF=BRAF" in braf.annotation_readings[0].entities
+    assert "supports pathogenic (pathogen)" in braf.annotation_reading
+    assert cli.main(["vcf-probe", "--json"]) == 0
+    probe = json.loads(capsys.readouterr().out)
+    assert probe["kind"] == "variant_probe" and set(probe["metrics"]) == {"train", "val", "test"}
+    path = ws.root / "in.vcf"
+    path.write_text(text)
+    assert cli.main(["vcf", str(path), "--tumor-type", "SKCM", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["genomic_encoder_score"].startswith("available: teacher-")
+    assert all(0.0 <= v["score"] <= 1.0 for v in data["variants"])
+    assert cli.main(["vcf", str(path), "--no-models", "--json"]) == 0
+    rules_only = json.loads(capsys.readouterr().out)
+    assert rules_only["genomic_encoder_score"] == "not available"

@@ -1,18 +1,23 @@
-"""`cmkd vcf FILE`: every variant of one VCF/BCF sample interpreted, with its evidence.
+"""`cmkd vcf FILE`: every variant of one VCF/BCF sample interpreted, with its evidence;
+`cmkd vcf-probe`: fit the genomic encoder's variant probe that the `variant_scorer` hook uses.
 
 Default output is a table for people; `--json` and `--tsv` print the whole report on stdout;
-`--vcf-out PATH` writes the input with CMKD_* INFO fields and prints the table. Invalid input
-exits 2 with one `error: FILE: line N: reason` line (cli.main turns InputError into that).
+`--vcf-out PATH` writes the input with CMKD_* INFO fields and prints the table. The workspace's
+models (teacher + variant probe, student) are used when present (`--no-models`: rules only);
+the report says which were missing and why. Invalid input exits 2 with one
+`error: FILE: line N: reason` line (cli.main turns InputError into that).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from core.genomics.interpret import DEFAULT_PANEL_MB, NOT_AVAILABLE, VcfReport, interpret_file
+from core.genomics.interpret import DEFAULT_PANEL_MB, Interpreter, VcfReport, interpret_file
+from workbench.workspace import Workspace
 
 # (header, width) of the human-readable table; the last column takes what is left.
 _COLUMNS: tuple[tuple[str, int], ...] = (
@@ -34,11 +39,28 @@ def register(subparsers: Any) -> None:
         "--panel-mb", type=float, default=DEFAULT_PANEL_MB,
         help=f"panel size in megabases for TMB (default {DEFAULT_PANEL_MB})",
     )  # fmt: skip
+    p.add_argument("--no-models", action="store_true",
+                   help="rules only: no genomic encoder score, no annotation reading")  # fmt: skip
     p.set_defaults(func=cmd_vcf)
+    probe = subparsers.add_parser(
+        "vcf-probe", help="fit the genomic encoder's variant probe (p(oncogenic) for cmkd vcf)"
+    )
+    probe.add_argument("--json", action="store_true", help="the probe's config and metrics")
+    probe.set_defaults(func=cmd_vcf_probe)
+
+
+def _interpreter(no_models: bool) -> Interpreter | None:
+    """None: interpret_file's rules-only default."""
+    if no_models:
+        return None
+    from workbench.vcf_service import model_interpreter
+
+    return model_interpreter(Workspace.from_env().models_dir)
 
 
 def cmd_vcf(args: argparse.Namespace) -> int:
-    report = interpret_file(Path(args.file), args.tumor_type, args.sample, args.panel_mb)
+    report = interpret_file(Path(args.file), args.tumor_type, args.sample, args.panel_mb,
+                            interpreter=_interpreter(args.no_models))  # fmt: skip
     if args.json:
         sys.stdout.write(report.to_json(indent=2) + "\n")
     elif args.tsv:
@@ -74,10 +96,8 @@ def print_report(report: VcfReport) -> None:
     counts = report.counts()
     for group in ("class", "oncogenicity", "tier"):
         print(f"{group}: " + ", ".join(f"{k} {n}" for k, n in counts[group].items()))
-    print(
-        f"genomic encoder score: {'available' if report.variant_scorer else NOT_AVAILABLE}; "
-        f"annotation reader: {'available' if report.annotation_reader else NOT_AVAILABLE}"
-    )
+    print(f"genomic encoder score: {report.variant_scorer}")
+    print(f"annotation reader: {report.annotation_reader}")
     print()
     print("  ".join(_cell(h, w) for h, w in _COLUMNS).rstrip())
     for v in report.variants:
@@ -96,3 +116,23 @@ def print_report(report: VcfReport) -> None:
         for w in report.warnings:
             print(f"  line {w.line}: {w.message}" if w.line else f"  {w.message}")
     print("\nDecision support only: a qualified professional must confirm every finding.")
+
+
+def cmd_vcf_probe(args: argparse.Namespace) -> int:
+    """Fit the probe on the workspace's cohort and teacher into models/variant_probe."""
+    from core.genomics.models import train_variant_probe
+    from workbench.commands.train import TEACHER_RUN
+    from workbench.vcf_service import PROBE_RUN
+
+    ws = Workspace.from_env()
+    out = ws.models_dir / PROBE_RUN
+    record = train_variant_probe(ws.cohort_dir, ws.models_dir / TEACHER_RUN, out)
+    if args.json:
+        print(json.dumps(record, indent=2))
+        return 0
+    print(f"variant probe written to {out} ({record['version']})")
+    for split, m in record["metrics"].items():
+        share = f"OP1 {m['op1_share']}, SBP1 {m['sbp1_share']}"
+        print(f"{split}: AUC driver vs passenger {m['auc']} over {m['n']} variants "
+              f"({m['drivers']} drivers); {share}")  # fmt: skip
+    return 0

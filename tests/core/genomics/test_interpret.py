@@ -14,6 +14,7 @@ from core.genomics import classes as C
 from core.genomics.interpret import (
     NOT_AVAILABLE,
     TSV_COLUMNS,
+    AnnotationReading,
     InterpretConfig,
     Interpreter,
     evaluate_cohort,
@@ -196,16 +197,61 @@ def test_hooks_are_reported_not_faked(kb, interp) -> None:
     braf = record("BRAF", "missense_variant", "p.V600E")
     plain = interp.interpret(braf, "SKCM")
     assert plain.score is None and plain.annotation_reading == NOT_AVAILABLE
-    seen = []
-    hooked = Interpreter(
-        kb, variant_scorer=lambda r: 0.97,
-        annotation_reader=lambda text, lang: seen.append((text, lang)) or C.PATHOGENIC,
-    )  # fmt: skip
-    v = hooked.interpret(replace(braf, free_text=(FreeText("ANNOTATION", "onkogen", "de"),)))
-    assert v.score == 0.97 and "OP1" in codes(v) and v.points == plain.points + 1
-    assert v.annotation_reading == C.PATHOGENIC and seen == [("onkogen", "de")]
-    low = Interpreter(kb, variant_scorer=lambda r: 0.01).interpret(braf)
+    batches: list[int] = []
+    seen: list[FreeText] = []
+    reading = AnnotationReading(C.PATHOGENIC, ("onkogen",), ("BRAF",), ("GENE:BRAF=BRAF",),
+                                "SKCM", 0.8)  # fmt: skip
+
+    def scorer(records):
+        batches.append(len(records))
+        return [0.97] * len(records)
+
+    def reader(texts):
+        seen.extend(texts)
+        return [reading] * len(texts)
+
+    hooked = Interpreter(kb, variant_scorer=scorer, annotation_reader=reader)
+    note = FreeText("ANNOTATION", "BRAF onkogen", "de")
+    noted = replace(braf, free_text=(note,))
+    v, again = hooked.interpret_batch([noted, noted], "SKCM")
+    assert batches == [2] and seen == [note]  # one call per batch, each text read once
+    assert v.score == 0.97 and "OP1" in codes(v) and v.points == plain.points
+    assert v.annotation_readings == (reading,) and again.annotation_readings == (reading,)
+    assert "supports pathogenic (onkogen)" in v.annotation_reading
+    assert "names BRAF (the annotated gene)" in v.annotation_reading
+    assert "agrees with the class pathogenic" in v.annotation_reading
+    low = Interpreter(kb, variant_scorer=lambda rs: [0.01] * len(rs)).interpret(braf)
     assert "SBP1" in codes(low)
+
+
+def test_the_genomic_encoder_is_evidence_and_never_decides_a_class(kb) -> None:
+    # No population field: SBP1 alone would be -1 points, which the SOP's cut-offs call
+    # likely benign; the score is listed but the class stays VUS for lack of evidence.
+    bare = record("TTN", "missense_variant", "p.A123V", absent_in_gnomad=False)
+    for p, code in ((0.02, "SBP1"), (0.99, "OP1")):
+        v = Interpreter(kb, variant_scorer=lambda rs, p=p: [p] * len(rs)).interpret(bare)
+        assert codes(v) == [code] and v.points == 0 and v.variant_class == C.VUS
+        assert "no oncogenic or benign criterion applies" in v.abstention
+        assert "(not counted)" in v.criteria[0].reason
+    # a +5 hotspot stays VUS; the reason says what counting the encoder would have done
+    tp53 = record("TP53", "missense_variant", "p.R282W")
+    base = Interpreter(kb).interpret(tp53, "BRCA")
+    scored = Interpreter(kb, variant_scorer=lambda rs: [0.95] * len(rs)).interpret(tp53, "BRCA")
+    assert base.points == scored.points == 5 and "OP1" in codes(scored)
+    assert base.variant_class == scored.variant_class == C.VUS
+    assert "would make it likely oncogenic" in scored.class_reason
+    assert "would make" not in base.class_reason
+
+
+def test_analyses_are_shared_across_residues_without_knowledge(kb) -> None:
+    interp = Interpreter(kb)
+    a = interp.interpret(record("BRAF", "missense_variant", "p.A123V"), "SKCM")
+    b = interp.interpret(record("BRAF", "missense_variant", "p.K321E"), "SKCM")
+    assert (a.protein_change, b.protein_change) == ("A123V", "K321E")
+    assert a.criteria is b.criteria and len(interp._analyses) == 1
+    hot = interp.interpret(record("BRAF", "missense_variant", "p.V600K"), "SKCM")
+    assert "OS1" in codes(hot) or "OS3" in codes(hot)  # V600 is known: its own analysis
+    assert len(interp._analyses) == 2
 
 
 def test_unknown_tumour_type_is_an_input_error(interp) -> None:
