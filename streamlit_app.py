@@ -47,6 +47,9 @@ class PageSpec:
 # line here.
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("app_pages/home.py", "nav.home", ":material/monitor_heart:"),
+    PageSpec("app_pages/search.py", "nav.search", ":material/search:", "search"),
+    PageSpec("app_pages/review.py", "nav.review", ":material/rate_review:", "review"),
+    PageSpec("app_pages/slides.py", "nav.slides", ":material/biotech:", "view_slides"),
     PageSpec("app_pages/vcf.py", "nav.vcf", ":material/genetics:", "interpret_vcf"),
     PageSpec("app_pages/summary.py", "nav.summary", ":material/description:", "write_summary"),
     PageSpec("app_pages/audit.py", "nav.audit", ":material/policy:", "view_audit"),

@@ -69,9 +69,11 @@ class StreamlitSession:
         page: str | None = None,
         values: dict[str, Any] | None = None,
         click: str | None = None,
+        submit: str | None = None,
     ) -> RunResult:
         """Rerun the script: on `page` (url path name) if given, with text/select `values` by
-        widget key and `click` the button (or form submit button) with that key."""
+        widget key, `click`ing the button with that key or `submit`ting the form with that
+        key (its submit button)."""
         msg = BackMsg()
         state = msg.rerun_script
         if page is not None:
@@ -84,9 +86,11 @@ class StreamlitSession:
             ws = state.widget_states.widgets.add()
             ws.id = self._widget_id(key)
             _set_value(ws, value)
-        if click is not None:
+        for button in filter(
+            None, (click and self._widget_id(click), submit and self._submit(submit))
+        ):
             ws = state.widget_states.widgets.add()
-            ws.id = self._widget_id(click)
+            ws.id = button
             ws.trigger_value = True
         start = time.perf_counter()
         self._ws.send(msg.SerializeToString())
@@ -97,6 +101,12 @@ class StreamlitSession:
             if wid.endswith(f"-{key}"):
                 return wid
         raise SessionError(f"no widget with key {key!r} on the page")
+
+    def _submit(self, form: str) -> str:
+        for wid, proto in self._widgets.items():
+            if getattr(proto, "is_form_submitter", False) and proto.form_id == form:
+                return wid
+        raise SessionError(f"no submit button of form {form!r} on the page")
 
     def _read_until_finished(self, start: float) -> RunResult:
         result = RunResult(0.0)

@@ -154,6 +154,7 @@ FEATURE_COMMANDS: tuple[str, ...] = (
     "workbench.commands.vcf",
     "workbench.commands.summary",
     "workbench.commands.users",
+    "workbench.commands.search",
 )
 
 
