@@ -52,6 +52,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("app_pages/slides.py", "nav.slides", ":material/biotech:", "view_slides"),
     PageSpec("app_pages/vcf.py", "nav.vcf", ":material/genetics:", "interpret_vcf"),
     PageSpec("app_pages/summary.py", "nav.summary", ":material/description:", "write_summary"),
+    PageSpec("app_pages/retrain.py", "nav.retrain", ":material/model_training:", "retrain"),
     PageSpec("app_pages/audit.py", "nav.audit", ":material/policy:", "view_audit"),
     PageSpec("app_pages/users.py", "nav.users", ":material/manage_accounts:", "manage_users"),
     PageSpec("app_pages/about.py", "nav.about", ":material/info:"),

@@ -153,6 +153,7 @@ FEATURE_COMMANDS: tuple[str, ...] = (
     "workbench.commands.index",
     "workbench.commands.vcf",
     "workbench.commands.summary",
+    "workbench.commands.runs",
     "workbench.commands.users",
     "workbench.commands.search",
 )

@@ -1,0 +1,99 @@
+"""AppTest of the retraining page: admins only; submit a tiny job from the form, see it
+finish with the comparison, promote it and roll back; a new language is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from workbench.i18n import catalog
+from workbench.jobs import JobService
+from workbench.registry import production_version
+from workbench.roles import User
+from workbench.workspace import Workspace
+
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "retrain.py")
+TIMEOUT_S = 90  # the submit imports torch; the job's worker starts its own Python
+EN = catalog("en")
+
+
+def page(role: str) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT_S)
+    at.session_state["user"] = User("tester", role)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def table(at: AppTest, column_key: str):
+    """The dataframe with that column (AppTest's dataframes carry no key)."""
+    return next(d.value for d in at.dataframe if EN[column_key] in d.value.columns)
+
+
+def button(at: AppTest, label_key: str):
+    return next(b for b in at.button if b.label == EN[label_key])
+
+
+@pytest.mark.parametrize("role", ["nurse", "oncologist", "reviewer", "genetic_counsellor"])
+def test_only_admins_reach_the_page(role: str, built_workspace: Path) -> None:
+    at = page(role)
+    assert [w.value for w in at.warning] == [EN["retrain.not_allowed"].format(role=role)]
+    assert [t.value for t in at.title] == [EN["retrain.title"]]
+    assert not at.button and not at.selectbox and not at.text_input and not at.dataframe
+    assert not at.multiselect and not at.number_input and not at.caption
+    assert not (built_workspace / "store.sqlite").exists()  # no service was even asked
+
+
+def test_signed_out_visitors_are_refused(built_workspace: Path) -> None:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT_S).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [w.value for w in at.warning] == [EN["retrain.sign_in"]]
+    assert not at.button and not at.dataframe
+
+
+def test_submit_follow_compare_promote_and_roll_back(built_workspace: Path) -> None:
+    ws = Workspace(built_workspace)
+    original = production_version(ws)
+    at = page("admin")
+    assert not at.warning
+    at.selectbox(key="retrain.profile").set_value("tiny")
+    at.multiselect(key="retrain.languages").set_value(["pt"])
+    at.number_input(key="retrain.epochs").set_value(1)
+    button(at, "retrain.submit").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [s.value for s in at.success] == [EN["retrain.submitted"].format(id=1)]
+
+    service = JobService(ws)
+    job = service.wait(User("tester", "admin"), 1, TIMEOUT_S)
+    assert job.state == "succeeded", job.error
+    assert job.request.profile == "tiny" and job.request.languages == ("pt",)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    compare = table(at, "retrain.col_new_accuracy")
+    assert list(compare[EN["retrain.col_language"]]) == ["en", "pt"]
+    assert compare[EN["retrain.col_prod_accuracy"]].notna().all()
+    assert len(at.get("plotly_chart")) == 4  # losses, validation, two comparison bars
+
+    button(at, "retrain.promote_this").click()
+    at.run()
+    assert production_version(ws) == job.version
+    assert [s.value for s in at.success] == [EN["retrain.promoted"].format(version=job.version)]
+    registry = table(at, "retrain.col_production")
+    assert set(registry[EN["retrain.col_version"]]) == {job.version, original}
+
+    button(at, "retrain.rollback").click()
+    at.run()
+    assert production_version(ws) == original
+
+
+def test_a_new_language_is_refused_in_the_form(built_workspace: Path) -> None:
+    at = page("admin")
+    at.text_input(key="retrain.new_language").set_value("yo")
+    button(at, "retrain.submit").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.error) == 1 and "phrase bank" in at.error[0].value
+    assert JobService(Workspace(built_workspace)).jobs(User("a", "admin")) == []
