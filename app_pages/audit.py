@@ -13,8 +13,8 @@ from workbench.audit_service import AuditFilter
 from workbench.errors import StoreError
 from workbench.i18n import session_language, translator
 from workbench.roles import User
-from workbench.session import current_user
 from workbench.store import AuditEntry, Store
+from workbench.ui import page_user
 from workbench.workspace import Workspace
 
 EXPORT_KEY = "audit.export_data"  # (filter, CSV bytes) prepared by the export button
@@ -79,9 +79,8 @@ def render() -> None:
     t = translator(session_language(st.session_state))
     st.title(t("audit.title"))
     st.caption(t("audit.intro"))
-    user = current_user(st.session_state)
-    if user is None or not user.can("view_audit"):
-        st.warning(t("audit.not_allowed"), icon=":material/lock:")
+    user = page_user("view_audit", "audit", t)
+    if user is None:
         return
     store = Store(Workspace.from_env().db_path)
     _chain(user, store, t)

@@ -22,7 +22,7 @@ from workbench.i18n import UI_LANGUAGES, session_language, translator
 from workbench.jobs import DEVICES, PROFILES, Job, JobProgress, JobRequest, JobService
 from workbench.registry import Registry
 from workbench.roles import User
-from workbench.session import current_user
+from workbench.ui import page_user
 from workbench.workspace import Workspace
 
 POLL_S = 1.0  # how often the job panel re-reads the store and the progress files
@@ -293,9 +293,8 @@ def _registry_panel(registry: Registry, user: User, t: Callable[..., str]) -> No
 def render() -> None:
     t = translator(session_language(st.session_state))
     st.title(t("retrain.title"))
-    user = current_user(st.session_state)
-    if user is None or not user.can("retrain"):
-        st.warning(t("retrain.not_allowed", role=user.role) if user else t("retrain.sign_in"))
+    user = page_user("retrain", "retrain", t)
+    if user is None:
         return
     st.caption(t("retrain.intro"))
     if message := st.session_state.pop(MESSAGE_KEY, None):

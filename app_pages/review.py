@@ -17,7 +17,7 @@ from workbench.i18n import UI_LANGUAGES, session_language, translator
 from workbench.review_service import VERDICTS, Pending, ReviewService
 from workbench.roles import User
 from workbench.search_service import concept_term
-from workbench.session import current_user
+from workbench.ui import page_user
 from workbench.workspace import Workspace
 
 QUEUE_SHOWN = 20  # pending matches listed at once
@@ -70,11 +70,10 @@ def _item(service: ReviewService, user: User, p: Pending, t: Callable[..., str],
 def render() -> None:
     lang = session_language(st.session_state)
     t = translator(lang)
-    user = current_user(st.session_state)
     st.title(t("review.title"))
     st.caption(t("review.intro"))
-    if not user.can("review"):
-        st.info(t("review.not_allowed", role=user.role), icon=":material/lock:")
+    user = page_user("review", "review", t)
+    if user is None:
         return
     service = ReviewService.from_workspace(Workspace.from_env())
     try:

@@ -9,7 +9,6 @@ is shown escaped (markdown specials escaped, HTML never enabled).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from workbench.search_service import (
     concept_term,
     service_for,
 )
-from workbench.session import current_user
+from workbench.ui import escape_markdown, page_user
 from workbench.workspace import Workspace
 
 RESULT_KEY = "search.result"  # the SearchResult shown
@@ -40,7 +39,6 @@ SLIDES_PAGE = "app_pages/slides.py"
 AUTO = "auto"
 THUMB_PX = 160
 ONCOPRINT_MAX_CASES = 30
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|$<>~:])")
 KINDS = (*dict.fromkeys(VARIANT_KINDS.values()), ALTERATION_OTHER)
 
 
@@ -49,18 +47,16 @@ def _service(root: str) -> SearchService:
     return service_for(Path(root))
 
 
-def escape(text: str) -> str:
-    """Text shown literally in st.markdown (no emphasis, links, LaTeX or directives)."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
-
-
 def highlighted(snippet: str, spans: tuple[tuple[int, int], ...]) -> str:
     """`snippet` escaped, with the spans naming shared concepts on an orange background."""
     out, pos = [], 0
     for start, end in sorted(spans):
-        out += [escape(snippet[pos:start]), f":orange-background[{escape(snippet[start:end])}]"]
+        out += [
+            escape_markdown(snippet[pos:start]),
+            f":orange-background[{escape_markdown(snippet[start:end])}]",
+        ]
         pos = end
-    return "".join([*out, escape(snippet[pos:])])
+    return "".join([*out, escape_markdown(snippet[pos:])])
 
 
 def _form(t: Callable[..., str]) -> dict | None:
@@ -108,8 +104,8 @@ def _summary(result: SearchResult, t: Callable[..., str]) -> None:
         st.warning(t("search.weak", score=f"{result.best_similarity:.2f}"),
                    icon=":material/signal_cellular_1_bar:")  # fmt: skip
     if result.entities:
-        terms = " · ".join(escape(e.term) for e in result.entities)
-        st.markdown(f"{escape(t('search.entities'))}: {terms}")
+        terms = " · ".join(escape_markdown(e.term) for e in result.entities)
+        st.markdown(f"{escape_markdown(t('search.entities'))}: {terms}")
 
 
 def _oncoprint(result: SearchResult, t: Callable[..., str], lang: str, lexicon) -> None:  # noqa: ANN001
@@ -168,8 +164,8 @@ def _hit(hit: SearchHit, result: SearchResult, user: User, t: Callable[..., str]
             st.image(hit.tile_path, width=THUMB_PX)
         source = "" if hit.type_source == "teacher" else f" ({t('search.recorded_type')})"
         st.markdown(
-            f"**{hit.rank}. {escape(hit.case_id)}** · {hit.cancer_type}{source} · "
-            f"{escape(hit.subtype or '-')} · {escape(hit.stage or '-')}  \n"
+            f"**{hit.rank}. {escape_markdown(hit.case_id)}** · {hit.cancer_type}{source} · "
+            f"{escape_markdown(hit.subtype or '-')} · {escape_markdown(hit.stage or '-')}  \n"
             f"{t('search.score', score=f'{hit.score:.3f}', cos=f'{hit.similarity:.3f}')}"
         )
         if hit.snippet:
@@ -207,11 +203,10 @@ def _results(result: SearchResult, user: User, t: Callable[..., str], lang: str,
 def render() -> None:
     lang = session_language(st.session_state)
     t = translator(lang)
-    user = current_user(st.session_state)
     st.title(t("search.title"))
     st.caption(t("search.intro"))
-    if not user.can("search"):
-        st.info(t("search.not_allowed", role=user.role), icon=":material/lock:")
+    user = page_user("search", "search", t)
+    if user is None:
         return
     try:
         service = _service(str(Workspace.from_env().root))

@@ -22,8 +22,8 @@ from core.errors import CmkdError, InputError
 from core.slides import IMAGE_SUFFIXES, SLIDE_SUFFIXES, SlideReader, View, Viewport
 from workbench.i18n import UI_LANGUAGES, session_language, translator
 from workbench.roles import User
-from workbench.session import current_user
 from workbench.slide_service import Heatmap, SlideQC, SlideRef, SlideService, TileReport
+from workbench.ui import page_user
 from workbench.workspace import Workspace
 
 # Set by the search page: the case to open, the query and its language.
@@ -268,11 +268,10 @@ def _upload(service: SlideService, user: User, t: Callable[..., str]) -> None:
 def render() -> None:
     ui_lang = session_language(st.session_state)
     t = translator(ui_lang)
-    user = current_user(st.session_state)
     st.title(t("slides.title"))
     st.caption(t("slides.intro"))
-    if not user.can("view_slides"):
-        st.info(t("slides.not_allowed", role=user.role), icon=":material/lock:")
+    user = page_user("view_slides", "slides", t)
+    if user is None:
         return
     service = _service(str(Workspace.from_env().root))
     viewer, upload = st.tabs([t("slides.tab_viewer"), t("slides.tab_upload")])

@@ -8,7 +8,6 @@ edits and approvals, and audits exports (downloads are generated, and audited, o
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,15 +19,14 @@ from core.summaries.facts import BIOMARKER_STATUS, Driver, FactsInput, SummaryFa
 from core.summaries.render import LIST_SECTIONS, PhraseBank, Summary
 from workbench.i18n import UI_LANGUAGES, session_language, translator
 from workbench.roles import User
-from workbench.session import current_user
 from workbench.summary_service import MEDIA_TYPES, SummaryDraft, SummaryService
+from workbench.ui import escape_markdown, page_user
 from workbench.workspace import Workspace
 
 DEFAULT_PATIENT_LANGUAGE = "sw"  # the languages the issue puts first: Swahili, then Portuguese
 EXPORTS = (("pdf", "summary.download_pdf"), ("txt", "summary.download_txt"),
            ("md", "summary.download_md"))  # fmt: skip
 AUDIO_KEY = "summary.audio_bytes"  # (draft hash, WAV) made on request
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|$<>~])")
 
 
 @st.cache_resource(show_spinner=False)
@@ -84,11 +82,6 @@ def _manual_facts(service: SummaryService, t: Callable[..., str], lang: str) -> 
     return service.facts_for_entry(entry)
 
 
-def _escape_markdown(text: str) -> str:
-    """Free text typed by a clinician, shown literally ("$" would start LaTeX, "#" a heading)."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
-
-
 def _show_summary(summary: Summary, heading: str) -> None:
     st.subheader(heading)
     # Markdown with HTML escaped (never unsafe_allow_html); "  " ends a line inside a paragraph.
@@ -98,7 +91,7 @@ def _show_summary(summary: Summary, heading: str) -> None:
         if section.key == "image" and summary.tile is not None:
             st.image(str(summary.tile.path), width=256)
         bullet = "- " if section.key in LIST_SECTIONS else ""
-        lines = [s.text if s.generated else _escape_markdown(s.text) for s in section.sentences]
+        lines = [s.text if s.generated else escape_markdown(s.text) for s in section.sentences]
         st.markdown(("\n" if bullet else "  \n").join(bullet + line for line in lines))
     st.caption(summary.disclaimer.text)
 
@@ -193,12 +186,11 @@ def _export(service: SummaryService, user: User, draft: SummaryDraft, t) -> None
 def render() -> None:
     lang = session_language(st.session_state)
     t = translator(lang)
-    user = current_user(st.session_state)
     st.title(t("summary.title"))
     st.caption(t("summary.intro"))
     st.warning(t("summary.decision_support"), icon=":material/health_and_safety:")
-    if not user.can("write_summary"):
-        st.info(t("summary.not_allowed", role=user.role), icon=":material/lock:")
+    user = page_user("write_summary", "summary", t)
+    if user is None:
         return
 
     ws = Workspace.from_env()

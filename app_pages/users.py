@@ -11,7 +11,7 @@ from core.errors import InputError
 from workbench.auth import Account, AuthConfig, AuthService
 from workbench.i18n import session_language, translator
 from workbench.roles import ROLES, User
-from workbench.session import current_user
+from workbench.ui import page_user
 from workbench.workspace import Workspace
 
 ISSUED_KEY = "users.issued"  # (name, one-time password) to show once
@@ -83,9 +83,8 @@ def _manage(auth: AuthService, user: User, accounts: list[Account], t: Callable[
 def render() -> None:
     t = translator(session_language(st.session_state))
     st.title(t("users.title"))
-    user = current_user(st.session_state)
-    if user is None or not user.can("manage_users"):
-        st.warning(t("users.not_allowed"), icon=":material/lock:")
+    user = page_user("manage_users", "users", t)
+    if user is None:
         return
     auth = AuthService.from_workspace(Workspace.from_env(), AuthConfig.from_env())
     if issued := st.session_state.pop(ISSUED_KEY, None):

@@ -27,6 +27,7 @@ from workbench import vcf_service
 from workbench.i18n import label, session_language, translator
 from workbench.session import current_user
 from workbench.store import Store
+from workbench.ui import page_user
 from workbench.workspace import Workspace
 
 # Session-state keys (the page's own; widget keys are listed where the widgets are made).
@@ -359,9 +360,8 @@ def render() -> None:
     st.title(t("vcf.title"))
     st.caption(t("vcf.intro"))
     st.info(t("vcf.disclaimer"), icon=":material/health_and_safety:")
-    user = current_user(st.session_state)
-    if not user.can("interpret_vcf"):
-        st.warning(t("vcf.not_allowed", role=user.role))
+    user = page_user("interpret_vcf", "vcf", t)
+    if user is None:
         return
 
     uploaded = st.file_uploader(

@@ -221,7 +221,7 @@ class AuthService:
 
     @classmethod
     def from_workspace(cls, ws: Workspace, config: AuthConfig | None = None) -> AuthService:
-        from workbench.vcf_service import workspace_salt
+        from workbench.workspace import workspace_salt
 
         return cls(Store(ws.db_path), workspace_salt(ws), config)
 

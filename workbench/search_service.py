@@ -46,8 +46,7 @@ from workbench.commands.train import TEACHER_RUN
 from workbench.review_service import ReviewService, Shown
 from workbench.roles import User, require
 from workbench.store import Store, pseudonym
-from workbench.vcf_service import workspace_salt
-from workbench.workspace import Workspace
+from workbench.workspace import Workspace, workspace_salt
 
 # Lexicon categories whose concepts a case record can support or contradict.
 EVIDENCE_CATEGORIES = frozenset(

@@ -54,8 +54,7 @@ from workbench.commands.train import STUDENT_RUN, TEACHER_RUN
 from workbench.errors import PermissionDenied
 from workbench.roles import User, require
 from workbench.store import Store, pseudonym
-from workbench.vcf_service import workspace_salt
-from workbench.workspace import Workspace
+from workbench.workspace import Workspace, workspace_salt
 
 PERMISSION = "view_slides"
 UPLOADS_DIR = "uploads"

@@ -40,11 +40,10 @@ from workbench.commands.train import STUDENT_RUN, TEACHER_RUN
 from workbench.errors import PermissionDenied
 from workbench.roles import User, require
 from workbench.store import Store, pseudonym
-from workbench.workspace import Workspace
+from workbench.workspace import Workspace, workspace_salt
 
 FOLDER_PREFIX = "cmkd-vcf-"  # private temporary folder per upload
 STALE_AFTER_S = 24 * 3600  # job folders older than this are deleted at the next upload
-SALT_FILE = "pseudonym.salt"  # in the workspace root; 0600, created on first use
 UPLOAD_NAME = "upload"  # the private copy's name; messages show the user's file name instead
 ANNOTATED_NAME = "annotated.vcf.gz"
 PROGRESS_NAME = "progress.json"
@@ -82,23 +81,6 @@ class Samples:
 class JobProgress:
     records: int  # alleles read so far
     fraction: float | None  # of the file's lines; None when unknown (BCF)
-
-
-def workspace_salt(ws: Workspace) -> str:
-    """The workspace's pseudonymisation salt, created (0600, exclusively) on first use."""
-    path = ws.root / SALT_FILE
-    if not path.exists():
-        ws.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=ws.root, prefix=f".{SALT_FILE}.")
-        try:
-            with os.fdopen(fd, "w", encoding="ascii") as f:
-                f.write(secrets.token_hex(32))
-            os.link(tmp, path)  # fails if another process created it first: theirs is kept
-        except FileExistsError:
-            pass
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    return path.read_text(encoding="ascii").strip()
 
 
 def tumor_types() -> dict[str, str]:

@@ -49,7 +49,7 @@ def test_only_admins_reach_the_page(role: str, built_workspace: Path) -> None:
 def test_signed_out_visitors_are_refused(built_workspace: Path) -> None:
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT_S).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert [w.value for w in at.warning] == [EN["retrain.sign_in"]]
+    assert [w.value for w in at.warning] == [EN["app.sign_in_required"]]
     assert not at.button and not at.dataframe
 
 

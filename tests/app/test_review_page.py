@@ -51,5 +51,7 @@ def test_queue_verdict_precision_and_download(tiny_workspace: Path) -> None:
 
 def test_roles(tiny_workspace: Path) -> None:
     at = page(User("gus", "genetic_counsellor"))
-    assert at.info[0].value == catalog("en")["review.not_allowed"].format(role="genetic_counsellor")
+    assert at.warning[0].value == catalog("en")["review.not_allowed"].format(
+        role="genetic_counsellor"
+    )
     assert not at.get("download_button")

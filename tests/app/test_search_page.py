@@ -78,7 +78,7 @@ def test_bad_query_and_roles(built_workspace: Path) -> None:
     assert at.error and at.error[0].value.startswith(en["search.invalid"].split("{")[0])
     assert "search.result" not in at.session_state
     nurse = page(User("nina", "nurse"))
-    assert nurse.info[0].value == en["search.not_allowed"].format(role="nurse")
+    assert nurse.warning[0].value == en["search.not_allowed"].format(role="nurse")
     counsellor = search(page(User("gus", "genetic_counsellor")), "câncer de mama HER2")
     assert counsellor.session_state["search.result"].hits
     assert not [b for b in counsellor.button if b.key.startswith("search.verdict.")]

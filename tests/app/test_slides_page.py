@@ -29,7 +29,7 @@ def page(role: str) -> AppTest:
 def test_a_nurse_is_told_she_may_not_view_slides(built_workspace: Path) -> None:
     at = page("nurse").run()
     assert not at.exception
-    assert any("nurse" in i.value for i in at.info) and not at.selectbox
+    assert any("nurse" in i.value for i in at.warning) and not at.selectbox
 
 
 def test_open_a_case_from_search_zoom_pan_and_upload(built_workspace: Path) -> None:

@@ -28,9 +28,8 @@ from workbench.vcf_service import (
     list_samples,
     start_upload,
     upload_samples,
-    workspace_salt,
 )
-from workbench.workspace import Workspace
+from workbench.workspace import Workspace, workspace_salt
 
 SAMPLE = "Maria_Silva_TUMOR"  # a sample name that is personal data
 COUNSELLOR = User("ana", "genetic_counsellor")
