@@ -57,8 +57,7 @@ from workbench.store import Store, pseudonym
 from workbench.workspace import Workspace, workspace_salt
 
 PERMISSION = "view_slides"
-UPLOADS_DIR = "uploads"
-EMBEDDINGS_DIR = Path("cache") / "slide_embeddings"
+EMBEDDINGS_DIR = "slide_embeddings"  # under the workspace cache
 MAX_CELLS = 1024  # analysis cells per slide: bounds the first heatmap of a huge SVS (~1 s)
 MAX_QUERY_CHARS = 1000  # longer queries are cut: the encoders read ~128 tokens anyway
 _UPLOAD_ID = re.compile(r"[0-9a-f]{16}")
@@ -287,7 +286,7 @@ class SlideService:
             f"{models.version}|{ref.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|"
             f"{grid}".encode()
         ).hexdigest()[:32]
-        cached = self.ws.root / EMBEDDINGS_DIR / f"{key}.npy"
+        cached = self.ws.cache_dir / EMBEDDINGS_DIR / f"{key}.npy"
         if cached.is_file():
             return np.load(cached, allow_pickle=False)
         tiles = reader.grid_tiles(grid, models.teacher.config.tile_size)
@@ -352,7 +351,7 @@ class SlideService:
 
     @property
     def _uploads(self) -> Path:
-        return self.ws.root / UPLOADS_DIR
+        return self.ws.uploads_dir
 
     def upload(self, user: User | None, data: BinaryIO, filename: str) -> Upload:
         """Validate and store an uploaded slide (.svs/.tif/.tiff) or tile image (.png/.jpg).

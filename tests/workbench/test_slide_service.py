@@ -17,7 +17,7 @@ from core.errors import InputError
 from core.slides import UploadLimits, Viewport, embed_tiles
 from workbench.errors import PermissionDenied
 from workbench.roles import User
-from workbench.slide_service import EMBEDDINGS_DIR, UPLOADS_DIR, SlideRef, SlideService
+from workbench.slide_service import EMBEDDINGS_DIR, SlideRef, SlideService
 from workbench.store import Store
 from workbench.workspace import Workspace
 
@@ -97,7 +97,7 @@ def test_heatmap_is_the_cosine_of_tissue_tiles_and_is_cached(
     query, _ = service.embed_query("adenocarcinoma do pulmão com EGFR", "pt")
     expected = (embed_tiles(teacher, tiles) @ query).reshape(heatmap.scores.shape)
     np.testing.assert_allclose(heatmap.scores[tissue], expected[tissue], atol=1e-5)
-    cached = list((service.ws.root / EMBEDDINGS_DIR).glob("*.npy"))
+    cached = list((service.ws.cache_dir / EMBEDDINGS_DIR).glob("*.npy"))
     assert len(cached) == 1
     np.save(cached[0], np.zeros((len(qc.grid), teacher.config.embed_dim), np.float32))
     assert np.nanmax(np.abs(service.heatmap(DOCTOR, ref, "pulmão", "pt").scores)) == 0.0
@@ -130,7 +130,7 @@ def test_bad_uploads_are_refused_named_and_audited(
     with pytest.raises(InputError, match=reason) as err:
         service.upload(DOCTOR, io.BytesIO(data), name)
     assert str(err.value).startswith(f"{name}: ")
-    uploads = service.ws.root / UPLOADS_DIR
+    uploads = service.ws.uploads_dir
     assert not uploads.exists() or list(uploads.iterdir()) == []  # nothing kept, no temp file
     (entry,) = audit(service, "upload_slide")
     assert entry.details["outcome"] == "rejected" and "Maria" not in json.dumps(entry.details)
@@ -140,7 +140,7 @@ def test_a_tile_upload_is_stored_audited_and_matched(service: SlideService) -> N
     data = png()
     upload = service.upload(DOCTOR, io.BytesIO(data), "Maria_Silva_tile.png")
     assert upload.kind == "image" and upload.path.read_bytes() == data
-    assert upload.path.parent == service.ws.root / UPLOADS_DIR and "Maria" not in upload.path.name
+    assert upload.path.parent == service.ws.uploads_dir and "Maria" not in upload.path.name
     (entry,) = audit(service, "upload_slide")
     assert entry.target == upload.upload_id and entry.details["size_bytes"] == len(data)
     assert entry.details["file"].startswith("psn-")
