@@ -1,5 +1,6 @@
 """The workbench works with no network: outbound sockets are refused (loopback and Unix
-sockets stay open) while a full search, a VCF interpretation and a patient summary run."""
+sockets stay open) while a full search (student, index, evidence, audit), a VCF
+interpretation (with the models) and a patient summary run."""
 
 from __future__ import annotations
 
@@ -65,9 +66,13 @@ def test_the_guard_blocks_outbound_and_allows_loopback(no_network: list[object])
     assert no_network == [("192.0.2.1", 443)]
 
 
-def test_vcf_and_summary_run_offline(
+def test_search_vcf_and_summary_run_offline(
     built_workspace: Path, no_network: list[object], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    assert main(["search", "Carcinoma ductal invasivo da mama, HER2 positivo", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)["results"]
+    assert results and {"case_id", "modality", "score", "cancer_type"} <= set(results[0])
+
     assert main(["vcf", str(GOLDEN_VCF), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["variants"], "the VCF was interpreted"
