@@ -1,13 +1,14 @@
 """Load test: concurrent signed-in sessions searching a running workbench on loopback.
 
     .venv/bin/python benchmarks/load.py [--workspace DIR] [--sessions 20] [--seconds 60]
-                                        [--url http://127.0.0.1:PORT] [--json]
+                                        [--think 0] [--url http://127.0.0.1:PORT] [--json]
 
 Each session is a real Streamlit websocket session (benchmarks/streamlit_ws.py speaks the
 browser's protocol): it signs in through the sign-in form as its own oncologist account,
 opens the search page and submits queries in the student languages, one after another,
-for --seconds. A query's latency is from the submit to the end of the page's script run,
-i.e. what a user waits for: encoding, FAISS, evidence, rendering of every result card.
+for --seconds, counted from when every session has signed in and opened the search page. A
+query's latency is from the submit to the end of the page's script run, i.e. what a user
+waits for: encoding, FAISS, evidence, rendering of every result card.
 
 Two phases side by side: one session alone (the baseline), then --sessions together. Any
 exception or error box on a page counts as an error. Without --url the benchmark starts its
@@ -54,11 +55,16 @@ QUERIES = (
 @dataclass
 class Phase:
     sessions: int
+    seconds: float
+    deadline: float = float("inf")  # set when every session is ready
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def summary(self, seconds: float) -> dict[str, float | int | list[str]]:
+    def start_clock(self) -> None:
+        self.deadline = time.monotonic() + self.seconds
+
+    def summary(self) -> dict[str, float | int | list[str]]:
         lat = sorted(self.latencies)
 
         def pct(p: float) -> float:
@@ -67,7 +73,7 @@ class Phase:
         return {
             "sessions": self.sessions,
             "queries": len(lat),
-            "queries_per_s": len(lat) / seconds,
+            "queries_per_s": len(lat) / self.seconds,
             "p50_ms": pct(0.50),
             "p95_ms": pct(0.95),
             "max_ms": lat[-1] * 1000 if lat else float("nan"),
@@ -78,7 +84,13 @@ class Phase:
 
 
 def _session(
-    url: str, name: str, deadline: float, phase: Phase, offset: int, max_queries: int
+    url: str,
+    name: str,
+    start: threading.Barrier,
+    phase: Phase,
+    offset: int,
+    max_queries: int,
+    think_s: float,
 ) -> None:
     try:
         with StreamlitSession(url, timeout_s=120) as s:
@@ -88,8 +100,9 @@ def _session(
             if signed.errors():
                 raise SessionError(f"sign-in failed: {signed.errors()}")
             s.run(page="search")
+            start.wait()  # every session signed in and on the search page: the clock starts
             for i in range(offset, offset + max_queries):
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= phase.deadline:
                     break
                 query = QUERIES[i % len(QUERIES)]
                 result = s.run(values={"search.query": query}, submit="search.form")
@@ -99,17 +112,21 @@ def _session(
                 with phase.lock:
                     phase.latencies.append(result.seconds)
                     phase.errors.extend(f"{name}: {e}" for e in problems)
+                time.sleep(think_s)  # reading the results before the next question
     except Exception as e:  # noqa: BLE001 - every failure is a finding of the load test
+        start.abort()  # the other sessions stop waiting for this one
         with phase.lock:
             phase.errors.append(f"{name}: {type(e).__name__}: {e}")
 
 
-def run_phase(url: str, n: int, seconds: float, max_queries: int = 10**9) -> dict:
-    phase = Phase(n)
-    deadline = time.monotonic() + seconds
+def run_phase(
+    url: str, n: int, seconds: float, max_queries: int = 10**9, think_s: float = 0.0
+) -> dict:
+    phase = Phase(n, seconds)
+    start = threading.Barrier(n, action=phase.start_clock)
     threads = [
         threading.Thread(
-            target=_session, args=(url, f"load{i:02d}", deadline, phase, i, max_queries)
+            target=_session, args=(url, f"load{i:02d}", start, phase, i, max_queries, think_s)
         )
         for i in range(n)
     ]
@@ -117,7 +134,7 @@ def run_phase(url: str, n: int, seconds: float, max_queries: int = 10**9) -> dic
         t.start()
     for t in threads:
         t.join()
-    return phase.summary(seconds)
+    return phase.summary()
 
 
 def _scratch_workspace(built: Path, n_accounts: int) -> Path:
@@ -168,6 +185,8 @@ def main() -> None:
     p.add_argument("--url", help="a running server whose store has accounts load00.. (optional)")
     p.add_argument("--sessions", type=int, default=20)
     p.add_argument("--seconds", type=float, default=60)
+    p.add_argument("--think", type=float, default=0.0,
+                   help="seconds each session waits between queries (0: back to back)")  # fmt: skip
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
@@ -180,8 +199,8 @@ def main() -> None:
         # Warm-up, not counted: every query once (models load on their first language).
         run_phase(url, 1, 600, max_queries=len(QUERIES))
         results = {
-            "baseline": run_phase(url, 1, args.seconds),
-            "concurrent": run_phase(url, args.sessions, args.seconds),
+            "baseline": run_phase(url, 1, args.seconds, think_s=args.think),
+            "concurrent": run_phase(url, args.sessions, args.seconds, think_s=args.think),
         }
     finally:
         if server is not None:
