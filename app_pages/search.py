@@ -25,7 +25,6 @@ from workbench.search_service import (
     VARIANT_KINDS,
     SearchHit,
     SearchResult,
-    SearchService,
     concept_term,
     service_for,
 )
@@ -40,11 +39,6 @@ AUTO = "auto"
 THUMB_PX = 160
 ONCOPRINT_MAX_CASES = 30
 KINDS = (*dict.fromkeys(VARIANT_KINDS.values()), ALTERATION_OTHER)
-
-
-@st.cache_resource(show_spinner=False)
-def _service(root: str) -> SearchService:
-    return service_for(Path(root))
 
 
 def highlighted(snippet: str, spans: tuple[tuple[int, int], ...]) -> str:
@@ -138,7 +132,9 @@ def _oncoprint(result: SearchResult, t: Callable[..., str], lang: str, lexicon) 
     st.plotly_chart(fig, key="search.oncoprint", width="stretch")
 
 
-def _review_buttons(hit: SearchHit, user: User, t: Callable[..., str]) -> None:
+def _review_buttons(
+    hit: SearchHit, result: SearchResult, user: User, t: Callable[..., str]
+) -> None:
     reviewed = st.session_state.setdefault(REVIEWED_KEY, {})
     done = reviewed.get((hit.query_id, hit.row))
     if done:
@@ -153,7 +149,11 @@ def _review_buttons(hit: SearchHit, user: User, t: Callable[..., str]) -> None:
     for column, verdict in zip(st.columns(len(VERDICTS)), VERDICTS, strict=True):
         if column.button(t(f"search.verdict.{verdict}"), key=f"search.verdict.{scope}.{verdict}"):
             ws = Workspace.from_env()
-            ReviewService.from_workspace(ws).review(user, hit.query_id, hit.row, verdict, comment)
+            # The searcher has the query text at hand: keeping it lets retraining learn from
+            # this verdict (a pseudonym alone cannot train the student).
+            ReviewService.from_workspace(ws).review(
+                user, hit.query_id, hit.row, verdict, comment, query_text=result.query
+            )
             reviewed[(hit.query_id, hit.row)] = verdict
             st.rerun()
 
@@ -183,7 +183,7 @@ def _hit(hit: SearchHit, result: SearchResult, user: User, t: Callable[..., str]
             st.session_state["slides.query"] = result.query
             st.session_state["slides.lang"] = result.lang
             st.switch_page(SLIDES_PAGE)
-        _review_buttons(hit, user, t)
+        _review_buttons(hit, result, user, t)
 
 
 def _results(result: SearchResult, user: User, t: Callable[..., str], lang: str, lexicon) -> None:  # noqa: ANN001
@@ -209,7 +209,7 @@ def render() -> None:
     if user is None:
         return
     try:
-        service = _service(str(Workspace.from_env().root))
+        service = service_for(Workspace.from_env().root)
     except CmkdError as e:  # no models or index yet, or a stale index
         st.error(t("search.unavailable", error=e), icon=":material/error:")
         return

@@ -1,11 +1,14 @@
 """The retraining worker: `python -m workbench.job_worker WORKSPACE JOB_ID`.
 
-Started by `JobService.submit` in a session of its own. It waits its turn in the queue, then
-distils (through torchrun when the job asks for several processes) into the job's version
-folder, one sub-run per temperature of a grid (the best on validation becomes the version),
-scores the new student and the production one on the same held-out notes, registers the
-version and marks the job succeeded. Every progress event goes to the job's logs.jsonl, every
-epoch's metrics to its metrics.jsonl.
+Started by `JobService.submit` in a session of its own. It waits its turn in the queue,
+exports the reviewers' verdicts with kept query texts into the job folder when the job asks
+for review feedback (hard negatives, core/train/distill.py rows (d)), then distils (through
+torchrun when the job asks for several processes) into the job's version folder, one sub-run
+per temperature of a grid (the best on validation becomes the version), scores the new
+student and the production one on the same held-out notes, registers the version (run.json
+"data" records the review feedback used and hashes it with the cohort) and marks the job
+succeeded. Every progress event goes to the job's logs.jsonl, every epoch's metrics to its
+metrics.jsonl.
 
 SIGTERM (a cancel) ends it through SystemExit, so the distillation removes its temporary
 folder; whatever way the job ends short of success, the worker removes its unfinished
@@ -27,9 +30,11 @@ from typing import Any
 
 from core.errors import CmkdError
 from core.io import atomic_path
-from workbench.commands.train import STUDENT_RUN, TEACHER_RUN
-from workbench.jobs import LOG_FILE, METRICS_FILE, Job, JobService
+from workbench.commands.train import STUDENT_RUN, TEACHER_RUN, run_record, training_data
+from workbench.jobs import HARD_NEGATIVES_FILE, LOG_FILE, METRICS_FILE, Job, JobService
 from workbench.registry import Registry, heldout_scores, production_version
+from workbench.review_service import ReviewService
+from workbench.roles import User
 from workbench.workspace import Workspace
 
 
@@ -72,14 +77,26 @@ def _score(validation: dict[str, dict[str, float]]) -> tuple[float, float]:
     )
 
 
+def _review_feedback(service: JobService, job: Job) -> tuple[str, int]:
+    """(path of the exported hard negatives, lines exported); ("", 0) when the job did not ask
+    for review feedback. The export runs as the admin who submitted the job (only admins
+    may), and the store audits it."""
+    if not job.request.use_review_feedback:
+        return "", 0
+    path = service.job_dir(job.id) / HARD_NEGATIVES_FILE
+    reviews = ReviewService(service.store)
+    count = reviews.export_hard_negatives(User(job.user, "admin"), path)
+    return str(path), count
+
+
 def _distill(
-    ws: Workspace, job: Job, cohort: Path, target: Path, log: _Log
+    ws: Workspace, job: Job, cohort: Path, target: Path, log: _Log, hard_negatives: str
 ) -> list[dict[str, Any]]:
     """Every sub-run of the job; the best lands in `target`. Returns the grid's results
     (empty without a grid)."""
     from core.train.distill import DistillConfig, launch_distill
 
-    base = DistillConfig.from_dict(job.config)
+    base = dataclasses.replace(DistillConfig.from_dict(job.config), hard_negatives=hard_negatives)
     temperatures = job.request.temperatures
     grid_dir = target.with_name(f".{target.name}.grid")
     results = []
@@ -120,33 +137,28 @@ def _compare(ws: Workspace, cohort: Path, target: Path, languages: tuple[str, ..
 
 
 def _run(service: JobService, job: Job, log: _Log) -> None:
-    from core.train.teacher import cohort_hash
-
     ws = service.ws
     registry = Registry(ws, service.store)
     target = registry.runs_dir / job.version
     cohort = Path(job.request.cohort_dir) if job.request.cohort_dir else ws.cohort_dir
-    data_hash = cohort_hash(cohort)
-    grid = _distill(ws, job, cohort, target, log)
+    hard_negatives, exported = _review_feedback(service, job)
+    grid = _distill(ws, job, cohort, target, log, hard_negatives)
     config = json.loads((target / "config.json").read_text(encoding="utf-8"))
     log.event(stage="compare")
     comparison = _compare(ws, cohort, target, tuple(config["languages"]))
     with atomic_path(target / LOG_FILE) as tmp:
         shutil.copyfile(service.job_dir(job.id) / LOG_FILE, tmp)
-    registry.register(job.version, {
-        "version": job.version, "status": "succeeded", "job_id": job.id, "user": job.user,
-        "created_at": config["created_at"], "languages": config["languages"],
-        "request": job.request.to_dict(), "config": config["distill"],
-        "teacher_version": config["teacher_version"],
-        "data": {
-            "cohort_dir": str(cohort.resolve()), "cohort_hash": data_hash,
-            # Recorded only: distillation has no hard-negative input yet.
-            "review_feedback": {"requested": job.request.use_review_feedback, "used": False},
-        },
-        "metrics": {"validation": config["metrics"], "heldout": comparison["new"]},
-        "comparison": comparison, "grid": grid, "steps": config["steps"],
-        "stopped_early": config["stopped_early"], "timings_s": config["timings_s"],
-    })  # fmt: skip
+    data = training_data(cohort, config)
+    data["review_feedback"] = {
+        "requested": job.request.use_review_feedback, "used": False, "count": exported,
+        **data.get("review_feedback", {}),
+    }  # fmt: skip
+    record = run_record(
+        job.version, config, job.user, data, job_id=job.id, request=job.request.to_dict(),
+        comparison=comparison, grid=grid,
+    )  # fmt: skip
+    record["metrics"]["heldout"] = comparison["new"]
+    registry.register(job.version, record)
     log.event(stage="done")
 
 

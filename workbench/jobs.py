@@ -50,6 +50,7 @@ JOBS_DIR = "jobs"  # <workspace>/jobs/<id>/: the job's logs while it runs
 LOG_FILE = "logs.jsonl"  # every progress event of the worker
 METRICS_FILE = "metrics.jsonl"  # one line per epoch of every (sub-)run, with validation
 WORKER_LOG = "worker.log"  # the worker's stderr (tracebacks, torchrun's output)
+HARD_NEGATIVES_FILE = "hard_negatives.jsonl"  # the review feedback a job trains on
 WORKER_MODULE = "workbench.job_worker"
 WORKER_DIED = "worker died"
 STARTUP_GRACE_S = 60.0  # a queued job with no recorded process after this is abandoned
@@ -83,8 +84,8 @@ class JobRequest:
 
     languages: tuple[str, ...] = STUDENT_LANGUAGES  # student languages to distil
     cohort_dir: str = ""  # cohort folder; "" = the workspace's (demo or imported cases)
-    # Reviewers' rejected matches as hard negatives. Recorded with the run; distillation has
-    # no hard-negative input yet, so it does not change training (see run.json "data").
+    # Reviewers' verdicts on search matches (those with a kept query text) as hard negatives:
+    # the worker exports them into the job folder for the distillation (run.json "data").
     use_review_feedback: bool = False
     alpha: float = 0.7  # alignment share: alpha*align + (1-alpha)*KD
     temperature: float = 4.0  # KD temperature T

@@ -6,9 +6,15 @@ the lexicon concepts it named and its embedding) and the results shown, so a rev
 list matches nobody has judged yet. A review gives one shown match a verdict (relevant / not
 relevant / wrong modality) and an optional comment; the latest verdict on a match counts.
 
-The query text itself is never stored: reviewers judge a match against the query's language,
-its concepts (e.g. TYPE:BRCA, BIOMARKER:HER2) and predicted type, which say what was asked
-without the free text. Retraining gets the query's embedding instead of its text.
+A search keeps only a pseudonym of its query text: reviewers in the queue judge a match
+against the query's language, its concepts (e.g. TYPE:BRCA, BIOMARKER:HER2) and predicted
+type, which say what was asked without the free text. The text is kept, in this local store
+only, for a query whose match got a verdict from someone who had the text (the searcher,
+reviewing on the search page): retraining needs it, because the student must learn to encode
+that very text away from the rejected case, and neither a pseudonym nor the query's embedding
+can be fed to the student. Patient data never leaves the machine this way; the text reaches
+the job folder of a retraining on this workspace (`export_hard_negatives`, audited) and no
+further. Queries nobody judged with their text keep only the pseudonym.
 
 precision@k: for each (query, modality) with at least one reviewed match ranked <= k, the
 share of those reviewed matches that are relevant (wrong modality counts as not relevant);
@@ -35,8 +41,8 @@ from core.data.schema import MODALITIES
 from core.errors import InputError
 from core.io import write_atomic
 from workbench.roles import User, require
-from workbench.store import Store
-from workbench.workspace import Workspace
+from workbench.store import Store, pseudonym
+from workbench.workspace import Workspace, workspace_salt
 
 VERDICTS: tuple[str, ...] = ("relevant", "not_relevant", "wrong_modality")
 MAX_COMMENT_CHARS = 1000  # a review comment is a remark, not a report
@@ -73,6 +79,11 @@ CREATE TABLE IF NOT EXISTS reviews (
     user TEXT NOT NULL,
     reviewed_at TEXT NOT NULL,
     PRIMARY KEY (query_id, row)     -- the latest verdict on a match counts
+);
+CREATE TABLE IF NOT EXISTS judged_query_texts (
+    query_id TEXT PRIMARY KEY REFERENCES search_queries (query_id),
+    text TEXT NOT NULL,             -- the query as searched: kept only once a match is judged
+    kept_at TEXT NOT NULL
 );
 """
 
@@ -135,8 +146,8 @@ class Precision:
 
 @dataclass(frozen=True)
 class HardNegative:
-    """A match staff judged wrong for a query: retraining pushes the query's embedding away
-    from the case's vector of that modality (row `row` of the retrieval index)."""
+    """A match staff judged wrong for a query: retraining pushes the student's encoding of the
+    query text away from the case's vector of that modality (row `row` of the index)."""
 
     query_id: str
     lang: str
@@ -145,6 +156,7 @@ class HardNegative:
     modality: str
     row: int
     verdict: str  # "not_relevant" or "wrong_modality"
+    text: str = ""  # the query text; "" when nobody judged it with the text at hand
 
 
 def _now() -> str:
@@ -152,14 +164,17 @@ def _now() -> str:
 
 
 class ReviewService:
-    """Shown matches, reviews, precision@k and exports over one workspace store."""
+    """Shown matches, reviews, precision@k and exports over one workspace store. `salt` (the
+    workspace's pseudonym salt) lets `review` check a query text against its pseudonym;
+    without it, query texts are refused."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, salt: str | None = None) -> None:
         self.store = store
+        self.salt = salt
 
     @classmethod
     def from_workspace(cls, ws: Workspace) -> ReviewService:
-        return cls(Store(ws.db_path))
+        return cls(Store(ws.db_path), workspace_salt(ws))
 
     def _connect(self):  # noqa: ANN202 - Store.connect's context manager
         self.store.ensure(_DDL)
@@ -200,31 +215,47 @@ class ReviewService:
         row: int,
         verdict: str,
         comment: str = "",
+        query_text: str = "",
     ) -> Review:
-        """Record `user`'s verdict on a shown match (replacing an earlier verdict on it)."""
+        """Record `user`'s verdict on a shown match (replacing an earlier verdict on it).
+
+        `query_text`: the query as searched, when the reviewer has it (the search page); it
+        must match the query's pseudonym and is then kept for retraining (see the module
+        docstring). "" keeps nothing."""
         user = require(user, "review")
         if verdict not in VERDICTS:
             raise InputError(f"unknown verdict {verdict!r}; choose from {', '.join(VERDICTS)}")
         comment = comment.strip()
         if len(comment) > MAX_COMMENT_CHARS:
             raise InputError(f"comment has {len(comment)} characters; at most {MAX_COMMENT_CHARS}")
+        if query_text and self.salt is None:
+            raise InputError("cannot check a query text here: open the reviews of a workspace")
         with self._connect() as conn:
             shown = conn.execute(
-                "SELECT case_id, modality FROM search_shown WHERE query_id=? AND row=?",
+                "SELECT s.case_id, s.modality, q.query_pseudonym FROM search_shown s"
+                " JOIN search_queries q USING (query_id) WHERE query_id=? AND row=?",
                 (query_id, row),
             ).fetchone()
             if shown is None:
                 raise InputError(f"index row {row} was not shown for query {query_id}")
+            if query_text:
+                if pseudonym(query_text, self.salt) != shown["query_pseudonym"]:
+                    raise InputError(f"the query text given is not the text of query {query_id}")
+                conn.execute(
+                    "INSERT OR IGNORE INTO judged_query_texts VALUES (?, ?, ?)",
+                    (query_id, query_text, _now()),
+                )
             conn.execute(
                 "INSERT INTO reviews VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (query_id, row)"
                 " DO UPDATE SET verdict=excluded.verdict, comment=excluded.comment,"
                 " user=excluded.user, reviewed_at=excluded.reviewed_at",
                 (query_id, row, verdict, comment, user.name, _now()),
             )
-        # The comment stays out of the audit log: it is free text and may name a patient.
+        # The comment and the query text stay out of the audit log: free text may name a
+        # patient.
         self.store.audit(
             user.name, "review", query_id, case_id=shown["case_id"], modality=shown["modality"],
-            row=row, verdict=verdict, comment_chars=len(comment),
+            row=row, verdict=verdict, comment_chars=len(comment), kept_text=bool(query_text),
         )  # fmt: skip
         return self._reviews("WHERE r.query_id = ? AND r.row = ?", (query_id, row))[0]
 
@@ -315,21 +346,47 @@ class ReviewService:
         write_atomic(path, self.csv_bytes(user))
         return path
 
-    def hard_negatives(self, user: User | None) -> list[HardNegative]:
-        """Matches reviewed not relevant or wrong modality, with the query's embedding and the
-        index row of the match, oldest review first. For retraining: a contrastive loss can
-        use each as an extra negative for its query (the text itself is not kept)."""
-        require(user, "review")
+    def _judged(self, where: str) -> list[HardNegative]:
+        """Reviewed matches (as HardNegative records, whatever the verdict) with the query's
+        embedding and kept text, oldest review first."""
         with self._connect() as conn:
             rows = conn.execute(
-                "SELECT r.query_id, q.lang, q.embedding, s.case_id, s.modality, r.row, r.verdict"
-                " FROM reviews r JOIN search_queries q USING (query_id)"
+                "SELECT r.query_id, q.lang, q.embedding, s.case_id, s.modality, r.row, r.verdict,"
+                " COALESCE(t.text, '') FROM reviews r JOIN search_queries q USING (query_id)"
                 " JOIN search_shown s USING (query_id, row)"
-                " WHERE r.verdict != 'relevant' ORDER BY r.reviewed_at, r.rowid"
-            ).fetchall()
+                " LEFT JOIN judged_query_texts t USING (query_id) "
+                + where + " ORDER BY r.reviewed_at, r.rowid"
+            ).fetchall()  # fmt: skip
         return [
-            HardNegative(
-                r[0], r[1], np.frombuffer(r[2], dtype=np.float32).copy(), r[3], r[4], r[5], r[6]
-            )  # fmt: skip
+            HardNegative(r[0], r[1], np.frombuffer(r[2], dtype=np.float32).copy(), *tuple(r)[3:])
             for r in rows
         ]
+
+    def hard_negatives(self, user: User | None) -> list[HardNegative]:
+        """Matches reviewed not relevant or wrong modality, with the query's embedding, its
+        text where it was kept ("" otherwise) and the index row of the match, oldest review
+        first."""
+        require(user, "review")
+        return self._judged("WHERE r.verdict != 'relevant'")
+
+    def export_hard_negatives(self, user: User | None, path: Path) -> int:
+        """Write the reviewed matches whose query text was kept to `path` as JSONL (atomic,
+        private to the owner, audited), one {"text", "lang", "case_id", "modality", "verdict"}
+        per line: not_relevant and wrong_modality ones are hard negatives, relevant ones the
+        positives of the same query (core/train/distill.py rows (d)). Returns the lines
+        written; reviews without a kept text are left out and counted in the audit entry."""
+        user = require(user, "review")
+        judged = self._judged("")
+        kept = [j for j in judged if j.text]
+        lines = [
+            json.dumps({"text": j.text, "lang": j.lang, "case_id": j.case_id,
+                        "modality": j.modality, "verdict": j.verdict}, ensure_ascii=False)
+            for j in kept
+        ]  # fmt: skip
+        write_atomic(Path(path), "".join(line + "\n" for line in lines).encode("utf-8"))
+        self.store.audit(
+            user.name, "export_hard_negatives", str(path), rows=len(kept),
+            negatives=sum(j.verdict != "relevant" for j in kept),
+            without_text=len(judged) - len(kept),
+        )  # fmt: skip
+        return len(kept)

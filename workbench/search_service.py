@@ -31,6 +31,7 @@ import secrets
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from core.errors import InputError
 from core.index import SearchFilter, StaleIndexError, VectorIndex
 from workbench.commands.classify import _checked, _language, _student, _teacher_text, classify_text
 from workbench.commands.train import TEACHER_RUN
+from workbench.registry import production_version
 from workbench.review_service import ReviewService, Shown
 from workbench.roles import User, require
 from workbench.store import Store, pseudonym
@@ -261,7 +263,8 @@ class SearchService:
         self.ws, self.cfg = ws, cfg or SearchConfig()
         self.lexicon = lexicon or default_lexicon()
         self.store = store or Store(ws.db_path)
-        self.reviews = ReviewService(self.store)
+        self._salt = workspace_salt(ws)
+        self.reviews = ReviewService(self.store, self._salt)
         self.student = _Memo(_student(ws))
         teacher_dir = ws.models_dir / TEACHER_RUN
         tensors, info = load_embeddings(teacher_dir)
@@ -280,7 +283,6 @@ class SearchService:
             zip(info["case_ids"], (CANCER_TYPES[p] for p in predicted), strict=True)
         )
         self.cases = {c.case_id: c for c in load_cases(ws.cohort_dir)}
-        self._salt = workspace_salt(ws)
         self._columns()
 
     def student_dim(self) -> int:
@@ -601,5 +603,14 @@ class SearchService:
 
 
 def service_for(root: Path) -> SearchService:
-    """The search service of the workspace at `root` (pages cache it per root)."""
-    return SearchService(Workspace(Path(root)))
+    """The search service of the workspace at `root`, one per production student: after a
+    promotion or rollback the next call loads a new service (the check is one readlink;
+    loading takes seconds, so callers need no cache of their own)."""
+    ws = Workspace(Path(root).resolve())
+    return _service(ws.root, production_version(ws))
+
+
+@lru_cache(maxsize=2)  # the current production and the one before it (a rollback is instant)
+def _service(root: Path, version: str | None) -> SearchService:
+    """`version` only keys the cache."""
+    return SearchService(Workspace(root))

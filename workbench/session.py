@@ -9,6 +9,7 @@ a dict and an injected clock.
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Mapping, MutableMapping
 from datetime import datetime, timedelta
 from typing import Literal
@@ -65,3 +66,13 @@ def expire_if_idle(
 def signed_in_with(state: Mapping[str, object]) -> Method | None:
     method = state.get(METHOD_KEY)
     return method if method in ("password", "oidc") else None  # type: ignore[return-value]
+
+
+def cli_user(role: str) -> User:
+    """Who a `cmkd` command acts as: the operating-system login, `cli:<login>`, in the role the
+    command needs (whoever runs it on the server can read the workspace files anyway)."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):  # no login name or passwd entry (some containers)
+        login = "unknown"
+    return User(f"cli:{login}", role)

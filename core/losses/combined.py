@@ -1,4 +1,5 @@
-"""Distillation objective: alpha * align + (1 - alpha) * KD + beta * CE, uncertainty-weighted."""
+"""Distillation objective: alpha * align + (1 - alpha) * KD + beta * CE, uncertainty-weighted,
+plus gamma * hard negatives from staff review when a run has them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from torch import Tensor, nn
 from core.errors import ConfigError
 from core.losses.anchor import AnchorAlignmentLoss
 from core.losses.ce import LabelCrossEntropy
+from core.losses.hard_negative import HardNegativeLoss
 from core.losses.infonce import InfoNCELoss
 from core.losses.kd import KDLoss
 
@@ -35,17 +37,27 @@ class DistillLossConfig:
     uncertainty_threshold: float = 0.05  # teacher variance above which a sample counts as unsure
     uncertainty_mode: str = "downweight"  # "downweight", "skip" (article) or "off" (ablation)
     use_anchor: bool = True  # also align to the teacher's slide/genomic embeddings (article)
+    # Weight of the hard-negative term on rows from staff review (used only by runs given
+    # review feedback): small, so a few verdicts nudge the student without outweighing the
+    # distillation targets of thousands of notes.
+    gamma: float = 0.1
+    hard_negative_margin: float = 0.2  # m of HardNegativeLoss (cosine units)
 
     def __post_init__(self) -> None:
-        numbers = ("alpha", "temperature", "beta", "infonce_temperature", "uncertainty_threshold")
+        numbers = ("alpha", "temperature", "beta", "infonce_temperature", "uncertainty_threshold",
+                   "gamma", "hard_negative_margin")  # fmt: skip
         for name in numbers:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f"{name} must be a number, got {value!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
-        if self.beta < 0:
-            raise ConfigError(f"beta must be >= 0, got {self.beta}")
+        if self.beta < 0 or self.gamma < 0:
+            raise ConfigError(f"beta and gamma must be >= 0, got {self.beta}, {self.gamma}")
+        if not 0.0 <= self.hard_negative_margin <= 1.0:
+            raise ConfigError(
+                f"hard_negative_margin must be in [0, 1], got {self.hard_negative_margin}"
+            )
         for name in ("temperature", "infonce_temperature", "uncertainty_threshold"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -121,6 +133,7 @@ class DistillationLoss(nn.Module):
         self.anchor = AnchorAlignmentLoss(temperature=self.cfg.infonce_temperature)
         self.kd = KDLoss(temperature=self.cfg.temperature)
         self.ce = LabelCrossEntropy()
+        self.hard = HardNegativeLoss(margin=self.cfg.hard_negative_margin)
 
     def forward(
         self,
@@ -164,3 +177,22 @@ class DistillationLoss(nn.Module):
             parts["ce"] = float(ce.detach())
             terms.append(cfg.beta * ce)
         return torch.stack(terms).sum(), parts
+
+    def add_hard_negatives(
+        self,
+        total: Tensor,
+        parts: dict[str, float],
+        query: Tensor,
+        negative: Tensor,
+        positive: Tensor | None = None,
+        has_positive: Tensor | None = None,
+    ) -> Tensor:
+        """total + gamma * HardNegativeLoss(query, negative, positive, has_positive), the term
+        recorded as parts["hard_negative"] (not computed when gamma is 0). Shapes as in
+        HardNegativeLoss."""
+        parts["hard_negative"] = 0.0
+        if self.cfg.gamma == 0:
+            return total
+        hard = self.hard(query, negative, positive, has_positive)
+        parts["hard_negative"] = float(hard.detach())
+        return total + self.cfg.gamma * hard

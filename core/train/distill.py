@@ -10,11 +10,17 @@ Training rows (one student input each):
   (c) with `use_parallel`, human-translated sentences (assets/parallel): the English sentence
       or one of its translations -> the teacher's text-branch embedding of the English
       sentence (frozen MiniLM, then the teacher's text projection head), as in Reimers &
-      Gurevych 2020. They have no labels, logits or anchors, so only alignment applies.
+      Gurevych 2020. They have no labels, logits or anchors, so only alignment applies;
+  (d) with `hard_negatives` (a JSONL file from ReviewService.export_hard_negatives), the
+      query texts of search matches staff judged wrong, `hard_negatives_per_batch` of them
+      added to each batch: the teacher's embedding of the rejected case in the modality shown
+      is their negative, that of a case judged relevant to the same query (same modality),
+      where there is one, their positive (core/losses/hard_negative.py).
 
-Objective per batch of n note rows (a, b) and m parallel rows (c):
+Objective per batch of n note rows (a, b), m parallel rows (c) and h review rows (d):
 
     loss = (n * DistillationLoss(note rows) + m * alpha * InfoNCE(parallel rows)) / (n + m)
+           + gamma * HardNegativeLoss(review rows)          (only when the run has review rows)
 
 with DistillationLoss = alpha * align + (1 - alpha) * KD + beta * CE (core/losses/combined.py).
 A batch never holds two rows of one case or of one parallel sentence, so InfoNCE never counts
@@ -51,6 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +78,7 @@ from core.data.notes import list_templates
 from core.data.parallel import ParallelRow, load_parallel
 from core.data.schema import (
     CANCER_TYPES,
+    MODALITIES,
     NOTE_KINDS,
     STUDENT_LANGUAGES,
     TEACHER_LANGUAGE,
@@ -105,6 +113,10 @@ KD_SOURCES: tuple[str, ...] = ("note", "fused")
 CPU_BF16: tuple[str, ...] = ("auto", "on", "off")
 IGNORE_LABEL = -100  # LabelCrossEntropy's "no label"
 RECALL_K = 10
+# Review verdicts (workbench/review_service.py) that make a match a hard negative; "relevant"
+# ones serve as positives.
+NEGATIVE_VERDICTS: tuple[str, ...] = ("not_relevant", "wrong_modality")
+POSITIVE_VERDICT = "relevant"
 SAVE_RESERVE_S = 5.0  # seconds kept for writing the checkpoint under the time budget
 
 
@@ -161,6 +173,10 @@ class DistillConfig:
     max_minutes: float = 4.5
     cache_dir: str = ""  # MiniLM embedding cache shared with the teacher; "" = <out>/../.cache
     show_progress_bar: bool = True  # tqdm bars on stderr
+    # Reviewers' verdicts on search matches as hard negatives (rows (d)): the JSONL written by
+    # ReviewService.export_hard_negatives; "" = none (the run is then exactly as without it).
+    hard_negatives: str = ""
+    hard_negatives_per_batch: int = 4  # review rows added to each step's batch
 
     def __post_init__(self) -> None:
         problems = []
@@ -177,7 +193,7 @@ class DistillConfig:
             problems.append(f"device must be one of {common.DEVICES}")
         if self.cpu_bf16 not in CPU_BF16:
             problems.append(f"cpu_bf16 must be one of {CPU_BF16}")
-        for name in ("epochs", "eval_batch_size", "val_per_language"):
+        for name in ("epochs", "eval_batch_size", "val_per_language", "hard_negatives_per_batch"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1")
         for name in ("notes_per_epoch", "parallel_rows", "threads", "extra_vocab"):
@@ -342,6 +358,7 @@ class NoteRow:
     lang: str
     text: str
     label: int  # class index for CE, IGNORE_LABEL when unused
+    template_id: str = ""  # the note's template (recorded so the evaluation can check leaks)
 
 
 ParallelItem = tuple[str, str, int]  # (language, text, index of the sentence's target)
@@ -437,12 +454,138 @@ def training_notes(
                         f"{case.case_id}: training note {note.template_id} comes from a test "
                         "template; refusing to train on it (the test split would leak)"
                     )
-                label = label_index.get(case.label, IGNORE_LABEL)
-                use_label = lang in cfg.ce_languages
-                rows.append(NoteRow(row, k, lang, note.text, label if use_label else IGNORE_LABEL))
+                label = IGNORE_LABEL
+                if lang in cfg.ce_languages:
+                    label = label_index.get(case.label, IGNORE_LABEL)
+                rows.append(NoteRow(row, k, lang, note.text, label, note.template_id))
     if not rows:
         raise CohortError("no training notes: the cohort has no train-split case with notes")
     return rows
+
+
+@dataclass(frozen=True)
+class ReviewRows:
+    """Rows (d): query texts of matches staff judged wrong, with the teacher's targets."""
+
+    texts: list[str]
+    langs: list[str]
+    negative: Tensor  # (H, D) teacher embedding of the rejected case in the modality shown
+    positive: Tensor  # (H, D) of a case judged relevant to the same query; zeros when none
+    has_positive: Tensor  # (H,) bool
+    stats: dict[str, Any]  # what the file held and what was used (recorded in config.json)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def _case_vector(targets: TeacherTargets, row: int, modality: str) -> Tensor | None:
+    """The teacher's embedding of case `row` in `modality` (the mean of its English notes for
+    "note"), unit length; None when the case lacks that modality."""
+    if modality == "note":
+        present = targets.note_present[row]  # (K,)
+        if not bool(present.any()):
+            return None
+        return F.normalize(targets.notes[row][present].mean(0), dim=-1)  # (D,)
+    if not bool(targets.anchor_present[modality][row]):
+        return None
+    return F.normalize(targets.anchors[modality][row], dim=-1)  # (D,)
+
+
+def _review_lines(path: Path) -> list[dict[str, str]]:
+    """The verdicts of a hard-negatives JSONL file; InputError naming the line when one is
+    malformed."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the hard negatives: {exc}") from exc
+    verdicts = (*NEGATIVE_VERDICTS, POSITIVE_VERDICT)
+    lines = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise InputError(f"{path}: line {lineno}: not JSON ({exc})") from exc
+        fields = ("text", "lang", "case_id", "modality", "verdict")
+        if not isinstance(item, dict) or not all(isinstance(item.get(f), str) for f in fields):
+            raise InputError(f"{path}: line {lineno}: needs string fields {', '.join(fields)}")
+        if not item["text"].strip():
+            raise InputError(f"{path}: line {lineno}: empty text")
+        if item["modality"] not in MODALITIES or item["verdict"] not in verdicts:
+            raise InputError(
+                f"{path}: line {lineno}: modality must be one of {MODALITIES} and verdict one "
+                f"of {verdicts}"
+            )
+        lines.append(item)
+    return lines
+
+
+def load_review_rows(path: Path, targets: TeacherTargets, cfg: DistillConfig) -> ReviewRows:
+    """Rows (d) from `path`. Verdicts whose case the teacher did not embed (or embedded without
+    that modality), and queries in a language the run does not distil, are skipped and
+    counted in `stats`."""
+    path = Path(path)
+    lines = _review_lines(path)
+    langs = {TEACHER_LANGUAGE, *cfg.languages}
+    skipped: Counter[str] = Counter()
+    usable: list[tuple[dict[str, str], Tensor]] = []
+    for item in lines:
+        row = targets.case_index.get(item["case_id"])
+        vector = None if row is None else _case_vector(targets, row, item["modality"])
+        if row is None:
+            skipped["unknown_case"] += 1
+        elif vector is None:
+            skipped["missing_modality"] += 1
+        elif item["lang"] not in langs:
+            skipped["other_language"] += 1
+        else:
+            usable.append((item, vector))
+    # The first relevant case of each (query, modality) is the positive of its negatives.
+    positives: dict[tuple[str, str, str], Tensor] = {}
+    for item, vector in usable:
+        if item["verdict"] == POSITIVE_VERDICT:
+            positives.setdefault((item["text"], item["lang"], item["modality"]), vector)
+    negatives = [(i, v) for i, v in usable if i["verdict"] != POSITIVE_VERDICT]
+    paired = [positives.get((i["text"], i["lang"], i["modality"])) for i, _ in negatives]
+    zero = torch.zeros(targets.dim)
+    return ReviewRows(
+        texts=[i["text"] for i, _ in negatives],
+        langs=[i["lang"] for i, _ in negatives],
+        negative=_stack([v for _, v in negatives], targets.dim),
+        positive=_stack([zero if p is None else p for p in paired], targets.dim),
+        has_positive=torch.tensor([p is not None for p in paired], dtype=torch.bool),
+        stats={
+            "path": str(path.resolve()),
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "verdicts": len(lines),
+            "negatives": len(negatives),
+            "with_positive": sum(p is not None for p in paired),
+            "skipped": {k: skipped[k] for k in ("unknown_case", "missing_modality",
+                                                 "other_language")},
+        },
+    )  # fmt: skip
+
+
+def _stack(vectors: list[Tensor], dim: int) -> Tensor:
+    return torch.stack(vectors) if vectors else torch.zeros(0, dim)
+
+
+def cycled_batches(
+    n_items: int, n_batches: int, size: int, rng: np.random.Generator
+) -> list[list[int]]:
+    """`n_batches` lists of min(size, n_items) indices of `n_items` >= 1 items, taken from
+    shuffled passes over them, so every item comes round before any comes again."""
+    order: list[int] = []
+    out = []
+    for _ in range(n_batches):
+        batch: list[int] = []
+        while len(batch) < min(size, n_items):
+            if not order:
+                order = [int(i) for i in rng.permutation(n_items)]
+            batch.append(order.pop())
+        out.append(batch)
+    return out
 
 
 class RoundRobin:
@@ -467,7 +610,10 @@ class RoundRobin:
 
 
 class _Batches(Dataset):
-    """One epoch's batches; item i is the whole batch i, tokenised and with its targets."""
+    """One epoch's batches; item i is the whole batch i, tokenised and with its targets.
+
+    Rows: notes, then parallel sentences, then review rows (`review_plan[i]` of `review`,
+    whose targets go under review_*; absent without review rows)."""
 
     def __init__(
         self,
@@ -477,6 +623,8 @@ class _Batches(Dataset):
         parallel_targets: Tensor,
         targets: TeacherTargets,
         batcher: TextBatcher,
+        review: ReviewRows | None = None,
+        review_plan: Sequence[list[int]] = (),
     ) -> None:
         self.plan = plan
         self.notes = notes
@@ -484,6 +632,8 @@ class _Batches(Dataset):
         self.parallel_targets = parallel_targets
         self.targets = targets
         self.batcher = batcher
+        self.review = review
+        self.review_plan = review_plan
 
     def __len__(self) -> int:
         return len(self.plan)
@@ -492,10 +642,13 @@ class _Batches(Dataset):
         note_idx, par_idx = self.plan[i]
         notes = [self.notes[j] for j in note_idx]
         par = [self.parallel[j] for j in par_idx]
-        batch = self.batcher(
-            [r.text for r in notes] + [text for _, text, _ in par],
-            [r.lang for r in notes] + [lang for lang, _, _ in par],
-        )
+        texts = [r.text for r in notes] + [text for _, text, _ in par]
+        langs = [r.lang for r in notes] + [lang for lang, _, _ in par]
+        review = self.review
+        if review is not None:
+            texts += [review.texts[j] for j in self.review_plan[i]]
+            langs += [review.langs[j] for j in self.review_plan[i]]
+        batch = self.batcher(texts, langs)
         t = self.targets
         rows = torch.tensor([r.teacher_row for r in notes], dtype=torch.long)
         kinds = torch.tensor([r.kind for r in notes], dtype=torch.long)
@@ -507,6 +660,11 @@ class _Batches(Dataset):
         for m in t.anchors:
             batch[f"anchor_{m}"] = t.anchors[m][rows]
             batch[f"present_{m}"] = t.anchor_present[m][rows]
+        if review is not None:
+            idx = torch.tensor(self.review_plan[i], dtype=torch.long)
+            batch["review_negative"] = review.negative[idx]
+            batch["review_positive"] = review.positive[idx]
+            batch["review_has_positive"] = review.has_positive[idx]
         return batch
 
 
@@ -788,6 +946,9 @@ def _distill(
         cases = load_cases(cohort_dir)
         targets = load_targets(teacher_dir, cfg.kd_source)
         notes = training_notes(cases, targets, cfg)
+        review = (
+            load_review_rows(Path(cfg.hard_negatives), targets, cfg) if cfg.hard_negatives else None
+        )
         val = _validation_set(cases, targets, cfg)
         parallel_rows = _sample_parallel(cfg) if cfg.use_parallel else []
         lexicon = default_lexicon()
@@ -832,6 +993,7 @@ def _distill(
         result = _train(
             cfg, model, batcher, notes, parallel_rows, parallel_targets, targets, val, world,
             device, watch, callback, show_bar, tmp,
+            review if review else None,  # every verdict skipped: train exactly as without
         )  # fmt: skip
 
         if state_hash_dir is not None:
@@ -857,7 +1019,10 @@ def _distill(
                     "entity_concepts": list(concept_ids),
                     "distill": cfg.to_dict(),
                     "training_notes": len(notes),
+                    # What `cmkd evaluate` checks against the held-out (test) templates.
+                    "train_template_ids": sorted({r.template_id for r in notes}),
                     "parallel_sentences": len(parallel_rows),
+                    **({"hard_negatives": review.stats} if review is not None else {}),
                     "steps": result["steps"],
                     "stopped_early": result["stopped_early"],
                     "metrics": last.get("val", {}),
@@ -950,8 +1115,10 @@ def _train(
     callback: ProgressCallback | None,
     show_bar: bool,
     run_dir: Path | None,
+    review: ReviewRows | None = None,
 ) -> dict[str, Any]:
-    """The epochs; returns steps, whether the budget stopped them, and the epoch records."""
+    """The epochs; returns steps, whether the budget stopped them, and the epoch records.
+    `review`: rows (d), non-empty, or None."""
     n_par = cfg.parallel_rows_per_batch if parallel_rows else 0
     n_note = cfg.batch_size - n_par
     par_items, par_groups = _parallel_items(parallel_rows)
@@ -961,6 +1128,7 @@ def _train(
     rng = np.random.default_rng([cfg.seed, 5])  # the same plan on every rank
     note_rr = RoundRobin(list(by_case.values()), rng)
     par_rr = RoundRobin(par_groups, rng)
+    review_rng = np.random.default_rng([cfg.seed, 6])  # own stream: the rest plans as without
     batches_per_epoch = max(world.size, math.ceil((cfg.notes_per_epoch or len(notes)) / n_note))
     total_steps = cfg.epochs * math.ceil(batches_per_epoch / world.size)
 
@@ -985,7 +1153,14 @@ def _train(
                 par_rr.batches(batches_per_epoch, n_par) if n_par else [[]] * batches_per_epoch
             )
             plan = list(zip(note_rr.batches(batches_per_epoch, n_note), par_batches, strict=True))
-            data = _Batches(plan, notes, par_items, parallel_targets, targets, batcher)
+            review_plan = []
+            if review is not None:
+                review_plan = cycled_batches(
+                    len(review), batches_per_epoch, cfg.hard_negatives_per_batch, review_rng
+                )
+            data = _Batches(
+                plan, notes, par_items, parallel_targets, targets, batcher, review, review_plan
+            )
             sampler = DistributedSampler(
                 data, num_replicas=world.size, rank=world.rank, shuffle=True, seed=cfg.seed
             )
@@ -1061,19 +1236,25 @@ def train_step(
     with autocast_for(device, cfg.cpu_bf16):
         z, y = model(**inputs)
     z, y = z.float(), y.float()
-    n = len(b["labels"])  # note rows come first, parallel rows after them
+    n = len(b["labels"])  # note rows come first, parallel rows after them, review rows last
+    end = len(z) - len(b["review_negative"]) if "review_negative" in b else len(z)
     anchors = {m: b[f"anchor_{m}"] for m in ("slide", "genomic")}
     present = {m: b[f"present_{m}"] for m in ("slide", "genomic")}
     loss, parts = loss_fn(
         z[:n], b["teacher_emb"][:n], y[:n], b["teacher_logits"], b["labels"],
         b["teacher_variance"], anchors, present,
     )  # fmt: skip
-    m = len(z) - n
+    m = end - n
     parts["parallel_align"] = 0.0
     if m >= 2 and cfg.loss.alpha > 0:
-        par = loss_fn.align(z[n:], b["teacher_emb"][n:])
+        par = loss_fn.align(z[n:end], b["teacher_emb"][n:])
         parts["parallel_align"] = float(par.detach())
         loss = (n * loss + m * cfg.loss.alpha * par) / (n + m)
+    if "review_negative" in b:
+        loss = loss_fn.add_hard_negatives(
+            loss, parts, z[end:], b["review_negative"], b["review_positive"],
+            b["review_has_positive"],
+        )  # fmt: skip
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -1196,7 +1377,10 @@ def launch_distill(
             cohort_dir, teacher_dir, out_dir, cfg, progress, state_hash_dir=state_hash_dir
         )
     # Bad inputs fail here with their own message, not as a torchrun exit code.
-    training_notes(load_cases(cohort_dir), load_targets(Path(teacher_dir), cfg.kd_source), cfg)
+    targets = load_targets(Path(teacher_dir), cfg.kd_source)
+    training_notes(load_cases(cohort_dir), targets, cfg)
+    if cfg.hard_negatives:
+        load_review_rows(Path(cfg.hard_negatives), targets, cfg)
     repo_root = Path(__file__).resolve().parents[2]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo_root), env.get("PYTHONPATH")]))

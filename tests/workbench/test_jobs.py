@@ -8,19 +8,25 @@ a few seconds each, most of it the worker's Python and torch start-up.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch.distributed as dist
 
+from core.data.cohort import load_cases
 from core.errors import ConfigError
 from core.train.distill import DistillConfig, load_distilled
+from workbench.cli import main as cli_main
 from workbench.errors import PermissionDenied
 from workbench.jobs import (
+    HARD_NEGATIVES_FILE,
     LOG_FILE,
     WORKER_DIED,
     JobRequest,
@@ -29,8 +35,10 @@ from workbench.jobs import (
     read_jsonl,
 )
 from workbench.registry import RUN_FILE, Registry, production_version
+from workbench.review_service import ReviewService, Shown
 from workbench.roles import User
-from workbench.workspace import Workspace
+from workbench.store import pseudonym
+from workbench.workspace import Workspace, workspace_salt
 
 ADMIN = User("ada", "admin")
 TIMEOUT_S = 120
@@ -150,6 +158,7 @@ def test_lifecycle_submit_progress_compare_promote_rollback(
     assert JobRequest.from_dict(run["request"]) == TINY
     assert run["config"]["loss"]["temperature"] == 4.0
     assert len(run["data"]["cohort_hash"]) == 64
+    assert run["data"]["review_feedback"] == {"requested": False, "used": False, "count": 0}
     comparison = run["comparison"]
     assert comparison["production_version"] == original
     for side in ("new", "production"):
@@ -249,3 +258,71 @@ def test_a_temperature_grid_keeps_the_best_sub_run(
     assert leftovers(built_workspace, job.version) == [job.version]  # the grid folder is gone
     progress = service.progress(ADMIN, job.id)
     assert progress.runs == 2 and {run for run, _, _ in progress.losses} == {0, 1}
+
+
+def test_review_feedback_trains_as_hard_negatives_and_is_recorded(
+    service: JobService, built_workspace: Path
+) -> None:
+    ws = Workspace(built_workspace)
+    cases = sorted((c for c in load_cases(ws.cohort_dir) if c.split == "train"),
+                   key=lambda c: c.case_id)  # fmt: skip
+    asked = cases[0]
+    wrong = next(c for c in cases if c.cancer_type != asked.cancer_type)
+    text = next(n.text for n in asked.notes if n.lang == "pt")
+    reviews = ReviewService.from_workspace(ws)
+    reviews.record_search(
+        ADMIN, "q1", pseudonym(text, workspace_salt(ws)), "pt", [], asked.cancer_type,
+        np.ones(4, np.float32), [Shown(wrong.case_id, "note", 0, 1, 0.6),
+                                 Shown(asked.case_id, "note", 1, 2, 0.5)],
+    )  # fmt: skip
+    reviews.review(ADMIN, "q1", 0, "not_relevant", query_text=text)
+    reviews.review(ADMIN, "q1", 1, "relevant", query_text=text)
+
+    request = dataclasses.replace(TINY, epochs=1, use_review_feedback=True)
+    job = service.wait(ADMIN, service.submit(ADMIN, request), TIMEOUT_S)
+    assert job.state == "succeeded", (job.error, service.job_dir(job.id))
+    exported = service.job_dir(job.id) / HARD_NEGATIVES_FILE
+    assert [json.loads(x)["verdict"] for x in exported.read_text().splitlines()] == [
+        "not_relevant", "relevant",
+    ]  # fmt: skip
+    run = Registry(ws, service.store).show(ADMIN, job.version)
+    feedback, data = run["data"]["review_feedback"], run["data"]
+    assert feedback["requested"] and feedback["used"] and feedback["count"] == 2
+    assert (feedback["negatives"], feedback["with_positive"]) == (1, 1)
+    digest = hashlib.sha256(exported.read_bytes()).hexdigest()
+    assert feedback["sha256"] == digest and run["config"]["hard_negatives"] == str(exported)
+    combined = f"{data['cohort_hash']}\n{digest}".encode()
+    assert data["hash"] == hashlib.sha256(combined).hexdigest() != data["cohort_hash"]
+    assert any("hard_negative" in parts for _, _, parts in service.progress(ADMIN, job.id).losses)
+    assert service.store.audit_entries(action="export_hard_negatives")[0].actor == "ada"
+
+
+def test_cmkd_distill_registers_a_new_version_instead_of_overwriting_production(
+    built_workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws = Workspace(built_workspace)
+    registry = Registry(ws)
+    shutil.copytree(ws.models_dir / "student", ws.models_dir / "runs" / "v1")
+    registry.register("v1", {"version": "v1", "status": "succeeded"})
+    registry.promote(ADMIN, "v1")  # models/student is now the registry's link to runs/v1
+    before = {p.name: p.stat().st_mtime_ns for p in (ws.models_dir / "runs/v1").iterdir()}
+    cfg = distill_config(dataclasses.replace(TINY, languages=("pt",), epochs=1),
+                         built_workspace / "cache")  # fmt: skip
+    config = built_workspace / "distill.json"
+    config.write_text(json.dumps(cfg.to_dict()))
+
+    assert cli_main(["distill", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    version = out.split("registered as version ")[1].split(",")[0]
+    assert production_version(ws) == "v1" and version != "v1"
+    assert {p.name: p.stat().st_mtime_ns for p in (ws.models_dir / "runs/v1").iterdir()} == before
+    run = registry.show(ADMIN, version)
+    assert run["status"] == "succeeded" and not run["production"]
+    assert run["user"].startswith("cli:") and run["data"]["hash"] == run["data"]["cohort_hash"]
+    assert load_distilled(ws.models_dir / "runs" / version).config["languages"] == ["en", "pt"]
+
+    for target in (ws.models_dir / "student", ws.models_dir / "runs" / version):
+        code = cli_main(["distill", "--config", str(config), "--out", str(target)])
+        err = capsys.readouterr().err
+        assert code == 2 and "would replace it in place" in err
+    assert production_version(ws) == "v1"

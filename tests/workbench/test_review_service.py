@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from core.errors import InputError
 from workbench.errors import PermissionDenied
 from workbench.review_service import CSV_COLUMNS, ReviewService, Shown
 from workbench.roles import User
-from workbench.store import Store
+from workbench.store import Store, pseudonym
 
 REVIEWER = User("rita", "reviewer")
 
@@ -99,3 +100,57 @@ def test_bad_reviews_and_roles_are_refused(reviews: ReviewService) -> None:
                      lambda u: reviews.hard_negatives(u)):  # fmt: skip
             with pytest.raises(PermissionDenied):
                 call(user)
+
+
+def stored_bytes(store: Store) -> bytes:
+    return b"".join(p.read_bytes() for p in store.path.parent.glob(store.path.name + "*"))
+
+
+def test_query_text_is_kept_only_once_judged_and_exported_as_jsonl(tmp_path: Path) -> None:
+    svc = ReviewService(Store(tmp_path / "store.sqlite"), salt="pepper")
+    judged, unjudged = "Carcinoma ductal invasivo, HER2 positivo", "Maria Souza, melanoma"
+    shown = [Shown("C1", "note", 10, 1, 0.9), Shown("C2", "note", 11, 2, 0.8),
+             Shown("C3", "slide", 20, 1, 0.3)]  # fmt: skip
+    vector = np.ones(4, np.float32)
+    svc.record_search(REVIEWER, "q1", pseudonym(judged, "pepper"), "pt", [], "BRCA", vector, shown)
+    svc.record_search(REVIEWER, "q2", pseudonym(unjudged, "pepper"), "pt", [], "SKCM", vector,
+                      [Shown("C4", "note", 40, 1, 0.5)])  # fmt: skip
+    svc.record_search(REVIEWER, "q3", "psn-x", "hi", [], "LUAD", vector, [Shown("C5", "note", 50,
+                      1, 0.4)])  # fmt: skip
+    assert judged.encode() not in stored_bytes(svc.store)  # a search keeps the pseudonym only
+
+    with pytest.raises(InputError, match="not the text"):
+        svc.review(REVIEWER, "q1", 10, "relevant", query_text=unjudged)
+    svc.review(REVIEWER, "q1", 10, "relevant", query_text=judged)
+    svc.review(REVIEWER, "q1", 11, "not_relevant", query_text=judged)
+    svc.review(REVIEWER, "q1", 20, "wrong_modality")  # the text is kept per query already
+    svc.review(REVIEWER, "q3", 50, "not_relevant")  # from the queue: no text at hand
+    assert judged.encode() in stored_bytes(svc.store)
+    assert unjudged.encode() not in stored_bytes(svc.store)  # never judged: pseudonym only
+    assert [e.details["kept_text"] for e in svc.store.audit_entries(action="review")][::-1] == [
+        True, True, False, False,
+    ]  # fmt: skip
+
+    negatives = svc.hard_negatives(REVIEWER)
+    assert [(n.query_id, n.row, n.text) for n in negatives] == [
+        ("q1", 11, judged), ("q1", 20, judged), ("q3", 50, ""),
+    ]  # fmt: skip
+
+    out = tmp_path / "job" / "hard_negatives.jsonl"
+    assert svc.export_hard_negatives(REVIEWER, out) == 3
+    lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert lines == [
+        {"text": judged, "lang": "pt", "case_id": c, "modality": m, "verdict": v}
+        for c, m, v in [("C1", "note", "relevant"), ("C2", "note", "not_relevant"),
+                        ("C3", "slide", "wrong_modality")]
+    ]  # fmt: skip
+    assert out.stat().st_mode & 0o777 == 0o600  # patient text: readable by the owner only
+    assert [p.name for p in out.parent.iterdir()] == ["hard_negatives.jsonl"]
+    entry = svc.store.audit_entries(action="export_hard_negatives")[0]
+    assert entry.details == {"rows": 3, "negatives": 2, "without_text": 1}
+    assert judged not in json.dumps(entry.details) and entry.target == str(out)
+
+    with pytest.raises(PermissionDenied):
+        svc.export_hard_negatives(User("gus", "genetic_counsellor"), out)
+    with pytest.raises(InputError, match="cannot check"):  # no salt: texts cannot be checked
+        ReviewService(svc.store).review(REVIEWER, "q2", 40, "relevant", query_text=unjudged)

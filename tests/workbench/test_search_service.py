@@ -13,9 +13,11 @@ import pytest
 from core.data.schema import CANCER_TYPES, MODALITIES
 from core.errors import InputError
 from core.index import StaleIndexError
+from workbench.commands.classify import _student
 from workbench.errors import PermissionDenied
+from workbench.registry import Registry
 from workbench.roles import User
-from workbench.search_service import SearchConfig, SearchService, case_concepts
+from workbench.search_service import SearchConfig, SearchService, case_concepts, service_for
 from workbench.workspace import Workspace
 
 ONCOLOGIST = User("olga", "oncologist")
@@ -191,3 +193,23 @@ def test_config_rejects_bad_values() -> None:
         SearchConfig(entity_weight=-1)
     with pytest.raises(InputError):
         SearchConfig(max_query_chars=0)
+
+
+def test_service_for_loads_a_new_service_after_a_promotion(
+    tiny_models: Path, tmp_path: Path
+) -> None:
+    ws = linked_workspace(tiny_models, tmp_path / "ws")
+    first = service_for(ws.root)
+    assert service_for(ws.root) is first  # cached while production stays
+    registry = Registry(ws)
+    shutil.copytree(tiny_models / "models/student", ws.models_dir / "runs" / "v2")
+    registry.register("v2", {"version": "v2", "status": "succeeded"})
+    registry.promote(User("ada", "admin"), "v2")
+
+    second = service_for(ws.root)
+    assert second is not first and service_for(ws.root) is second
+    assert second.student.student is not first.student.student
+    assert _student(ws) is second.student.student  # classify's cache follows it too
+    assert second.search(ONCOLOGIST, PT_QUERY, k=1).hits
+    registry.rollback(User("ada", "admin"))
+    assert service_for(ws.root) is first  # the previous production's service, still loaded

@@ -12,12 +12,14 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from core.data.schema import CANCER_TYPES, LANGUAGES
 from core.errors import InputError
 from workbench.commands.train import STUDENT_RUN, TEACHER_RUN
+from workbench.registry import production_version
 from workbench.workspace import Workspace
 
 ABSTAIN_BELOW = 0.5  # top probability under which the model says it is unsure
@@ -86,11 +88,20 @@ def classify_text(text: str, lang: str, student, lexicon) -> dict[str, Any]:
 
 
 def _student(ws: Workspace):
-    from core.train.distill import load_distilled
-
+    """The production student of `ws`, loaded once per production version: a promotion or
+    rollback (models/student pointing at another version) loads the new one; checking costs
+    one readlink."""
     run = ws.models_dir / STUDENT_RUN
     if not (run / "config.json").exists():
         raise InputError(f"no student in {run}: distil one with `cmkd distill`")
+    return _load_student(run.absolute(), production_version(ws))
+
+
+@lru_cache(maxsize=2)  # the current production and the one before it
+def _load_student(run: Path, version: str | None):
+    """`version` only keys the cache."""
+    from core.train.distill import load_distilled
+
     return load_distilled(run)
 
 

@@ -9,21 +9,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import getpass
 import json
 from typing import Any
 
 from workbench.registry import Registry, RunInfo
-from workbench.roles import User
+from workbench.session import cli_user
 from workbench.workspace import Workspace
-
-
-def _cli_user() -> User:
-    try:
-        name = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers)
-        name = "unknown"
-    return User(f"cli:{name}", "admin")
 
 
 def _mean(info: RunInfo, metric: str) -> float | None:
@@ -37,7 +28,7 @@ def _info_json(info: RunInfo) -> dict[str, Any]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     registry = Registry(Workspace.from_env())
-    infos = registry.versions(_cli_user())
+    infos = registry.versions(cli_user("admin"))
     if args.json:
         print(json.dumps({"production": registry.production_version(),
                           "versions": [_info_json(i) for i in infos]}, indent=2))  # fmt: skip
@@ -53,7 +44,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    run = Registry(Workspace.from_env()).show(_cli_user(), args.version)
+    run = Registry(Workspace.from_env()).show(cli_user("admin"), args.version)
     if args.json:
         print(json.dumps(run, indent=2))
         return 0
@@ -79,7 +70,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     registry = Registry(Workspace.from_env())
-    previous = registry.promote(_cli_user(), args.version)
+    previous = registry.promote(cli_user("admin"), args.version)
     if args.json:
         print(json.dumps({"production": args.version, "previous": previous}))
     else:
@@ -90,7 +81,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def cmd_rollback(args: argparse.Namespace) -> int:
     registry = Registry(Workspace.from_env())
     before = registry.production_version()
-    version = registry.rollback(_cli_user(), args.to)
+    version = registry.rollback(cli_user("admin"), args.to)
     if args.json:
         print(json.dumps({"production": version, "previous": before}))
     else:

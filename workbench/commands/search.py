@@ -10,21 +10,16 @@ local oncologist; reviews happen in the workbench).
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 
 from core.data.schema import CANCER_TYPES, LANGUAGES, MODALITIES, STAGES
 from core.errors import InputError
 from workbench.commands.classify import _texts
-from workbench.roles import User
+from workbench.session import cli_user
 from workbench.workspace import Workspace
 
 EXIT_OK, EXIT_INVALID = 0, 2
 CLI_ROLE = "oncologist"  # may search, may not administer
-
-
-def cli_user() -> User:
-    return User(f"cli:{getpass.getuser()}", CLI_ROLE)
 
 
 def _print_text(result) -> None:  # noqa: ANN001 - a SearchResult
@@ -52,7 +47,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     modalities = () if args.modality == "all" else (args.modality,)
     options = {"k": args.k, "modalities": modalities, "cancer_types": tuple(args.cancer_type),
                "stages": tuple(args.stage), "record": False}  # fmt: skip
-    user = cli_user()
+    user = cli_user(CLI_ROLE)
     service = SearchService(Workspace.from_env())
     if args.like:
         result = service.more_like_this(user, args.like, **options)

@@ -13,7 +13,6 @@ Exit codes: 0 success; 2 unknown case, bad arguments or a missing approval; 1 in
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 from pathlib import Path
@@ -22,16 +21,12 @@ from core.data.schema import LANGUAGES
 from core.errors import InputError
 from core.io import write_atomic
 from workbench.errors import PermissionDenied
-from workbench.roles import User
+from workbench.session import cli_user
 from workbench.summary_service import EXPORT_FORMATS, SummaryService
 from workbench.workspace import Workspace
 
 EXIT_OK, EXIT_INVALID = 0, 2
 CLI_ROLE = "nurse"  # may write and export summaries, may not approve them
-
-
-def cli_user() -> User:
-    return User(f"cli:{getpass.getuser()}", CLI_ROLE)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -41,7 +36,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if fmt == "pdf" and not args.out:
         raise InputError("a PDF is binary: pass --out PATH")
     service = SummaryService.from_workspace(Workspace.from_env())
-    user = cli_user()
+    user = cli_user(CLI_ROLE)
     draft = service.draft_for_case(user, args.case, args.lang)
     try:
         if args.out:

@@ -12,7 +12,6 @@ chain, with one `error: ...` line; 1 internal error.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 from dataclasses import asdict
@@ -25,19 +24,12 @@ from workbench import audit_service
 from workbench.audit_service import AuditFilter
 from workbench.auth import AuthService
 from workbench.errors import StoreError
-from workbench.roles import ROLES, User
+from workbench.roles import ROLES
+from workbench.session import cli_user
 from workbench.store import Store
 from workbench.workspace import Workspace
 
 EXIT_OK, EXIT_INVALID = 0, 2
-
-
-def operator() -> User:
-    try:
-        login = getpass.getuser()
-    except OSError:  # no login name in the environment (some containers)
-        login = "unknown"
-    return User(f"cli:{login}", "admin")
 
 
 def announce_first_admin(auth: AuthService) -> None:
@@ -70,13 +62,13 @@ def _print_password(name: str, password: str, as_json: bool) -> None:
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
-    password = _auth().add_user(operator(), args.name, args.role, args.email)
+    password = _auth().add_user(cli_user("admin"), args.name, args.role, args.email)
     _print_password(args.name.strip().lower(), password, args.json)
     return EXIT_OK
 
 
 def cmd_user_list(args: argparse.Namespace) -> int:
-    accounts = _auth().accounts(operator())
+    accounts = _auth().accounts(cli_user("admin"))
     if args.json:
         print(json.dumps([asdict(a) for a in accounts], indent=2))
         return EXIT_OK
@@ -90,13 +82,13 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 
 
 def cmd_user_disable(args: argparse.Namespace) -> int:
-    _auth().set_disabled(operator(), args.name, disabled=args.user_command == "disable")
+    _auth().set_disabled(cli_user("admin"), args.name, disabled=args.user_command == "disable")
     print(f"{args.user_command}d {args.name}")
     return EXIT_OK
 
 
 def cmd_user_reset(args: argparse.Namespace) -> int:
-    password = _auth().reset_password(operator(), args.name)
+    password = _auth().reset_password(cli_user("admin"), args.name)
     _print_password(args.name.strip().lower(), password, args.json)
     return EXIT_OK
 
@@ -118,7 +110,7 @@ def _store() -> Store:
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     try:
-        n = audit_service.verify(operator(), _store())
+        n = audit_service.verify(cli_user("admin"), _store())
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -127,7 +119,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_list(args: argparse.Namespace) -> int:
-    rows = audit_service.entries(operator(), _store(), _filter(args))
+    rows = audit_service.entries(cli_user("admin"), _store(), _filter(args))
     if args.json:
         print(json.dumps([asdict(e) for e in rows], indent=2, ensure_ascii=False))
         return EXIT_OK
@@ -138,7 +130,7 @@ def cmd_audit_list(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
-    data = audit_service.export_csv(operator(), _store(), _filter(args))
+    data = audit_service.export_csv(cli_user("admin"), _store(), _filter(args))
     if args.out:
         write_atomic(Path(args.out), data)
         print(f"audit log exported to {args.out}", file=sys.stderr)
