@@ -40,11 +40,49 @@ def _services(root: str) -> tuple[JobService, Registry]:
     return service, Registry(ws, service.store)
 
 
-def _language_name(code: str) -> str:
-    return f"{code} · {UI_LANGUAGES.get(code, code)}"
+def _add_language(service: JobService, user: User, t: Callable[..., str]) -> dict[str, str]:
+    """The "Add a language" expander: install a language pack from two uploaded files.
+    Returns code -> name of the installed packs."""
+    packs = {code: pack.name for code, pack in service.languages(user).items()}
+    with st.expander(t("retrain.add_language")):
+        st.caption(t("retrain.add_language_intro"))
+        if packs:
+            st.caption(t("retrain.packs_installed",
+                         packs=", ".join(f"{c} · {n}" for c, n in packs.items())))  # fmt: skip
+        left, right = st.columns(2)
+        code = left.text_input(t("retrain.pack_code"), key="retrain.pack_code",
+                               help=t("retrain.pack_code_help"), max_chars=2)  # fmt: skip
+        name = right.text_input(t("retrain.pack_name"), key="retrain.pack_name")
+        phrases = left.file_uploader(t("retrain.pack_phrases"), type=["tsv", "txt"],
+                                     key="retrain.pack_phrases",
+                                     help=t("retrain.pack_phrases_help"))  # fmt: skip
+        lexicon = right.file_uploader(t("retrain.pack_lexicon"), type=["tsv", "txt"],
+                                      key="retrain.pack_lexicon",
+                                      help=t("retrain.pack_lexicon_help"))  # fmt: skip
+        if not st.button(t("retrain.pack_install"), key="retrain.pack_install"):
+            return packs
+        if phrases is None or lexicon is None or not code.strip():
+            st.error(t("retrain.pack_missing"))
+            return packs
+        try:
+            pack = service.add_language(user, code.strip(), phrases.getvalue(),
+                                        lexicon.getvalue(), name)  # fmt: skip
+        except CmkdError as exc:
+            st.error(t("retrain.pack_rejected", error=exc))
+            return packs
+    st.session_state[MESSAGE_KEY] = ("success", t(
+        "retrain.pack_installed", code=pack.code, name=pack.name, phrases=len(pack.phrases),
+        concepts=len(pack.terms),
+    ))  # fmt: skip
+    st.rerun()
 
 
-def _request_form(service: JobService, user: User, t: Callable[..., str]) -> None:
+def _request_form(
+    service: JobService, user: User, packs: dict[str, str], t: Callable[..., str]
+) -> None:
+    def language_name(code: str) -> str:
+        return f"{code} · {UI_LANGUAGES.get(code) or packs.get(code, code)}"
+
     with st.form("retrain.form"):
         st.subheader(t("retrain.form_header"))
         left, middle, right = st.columns(3)
@@ -53,12 +91,9 @@ def _request_form(service: JobService, user: User, t: Callable[..., str]) -> Non
             format_func=lambda p: t(f"retrain.profile_{p}"),
         )  # fmt: skip
         languages = middle.multiselect(
-            t("retrain.languages"), STUDENT_LANGUAGES, default=list(STUDENT_LANGUAGES),
-            key="retrain.languages", format_func=_language_name,
-        )  # fmt: skip
-        new_language = right.text_input(
-            t("retrain.new_language"), key="retrain.new_language",
-            help=t("retrain.new_language_help"),
+            t("retrain.languages"), [*STUDENT_LANGUAGES, *packs],
+            default=list(STUDENT_LANGUAGES), key="retrain.languages", format_func=language_name,
+            help=t("retrain.languages_help"),
         )  # fmt: skip
         cohort = left.text_input(
             t("retrain.cohort"), key="retrain.cohort", help=t("retrain.cohort_help")
@@ -98,10 +133,9 @@ def _request_form(service: JobService, user: User, t: Callable[..., str]) -> Non
         submitted = st.form_submit_button(t("retrain.submit"), type="primary")
     if not submitted:
         return
-    extra = [code.strip() for code in new_language.split(",") if code.strip()]
     try:
         request = JobRequest(
-            languages=(*languages, *extra), cohort_dir=cohort.strip(),
+            languages=tuple(languages), cohort_dir=cohort.strip(),
             use_review_feedback=feedback, alpha=alpha, temperature=temperature,
             epochs=int(epochs), batch_size=int(batch_size), uncertainty_threshold=threshold,
             entity_attention=entity, quantum_head=quantum, temperature_grid=tuple(sorted(grid)),
@@ -301,7 +335,7 @@ def render() -> None:
         kind, text = message
         (st.success if kind == "success" else st.error)(text)
     service, registry = _services(str(Workspace.from_env().root))
-    _request_form(service, user, t)
+    _request_form(service, user, _add_language(service, user, t), t)
     _jobs_panel(service, registry, user, t)
     _registry_panel(registry, user, t)
 

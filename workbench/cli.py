@@ -156,6 +156,8 @@ FEATURE_COMMANDS: tuple[str, ...] = (
     "workbench.commands.runs",
     "workbench.commands.users",
     "workbench.commands.search",
+    "workbench.commands.evaluate",
+    "workbench.commands.language",
 )
 
 

@@ -34,6 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from core.data.cohort_io import CASES_FILE
+from core.data.language_packs import (
+    PACKS_DIR,
+    LanguagePack,
+    install_pack,
+    installed_packs,
+    is_pack_code,
+    load_pack,
+)
 from core.data.schema import STUDENT_LANGUAGES
 from core.errors import ConfigError, InputError
 from core.io import config_from_dict
@@ -82,7 +90,8 @@ def _now() -> str:
 class JobRequest:
     """What an admin asks for. Defaults equal DistillConfig's (a test keeps them so)."""
 
-    languages: tuple[str, ...] = STUDENT_LANGUAGES  # student languages to distil
+    # Student languages to distil: built-in ones and installed language packs' codes.
+    languages: tuple[str, ...] = STUDENT_LANGUAGES
     cohort_dir: str = ""  # cohort folder; "" = the workspace's (demo or imported cases)
     # Reviewers' verdicts on search matches (those with a kept query text) as hard negatives:
     # the worker exports them into the job folder for the distillation (run.json "data").
@@ -104,15 +113,15 @@ class JobRequest:
 
     def __post_init__(self) -> None:
         problems = []
-        unknown = [lang for lang in self.languages if lang not in STUDENT_LANGUAGES]
+        unknown = [
+            lang for lang in self.languages if lang not in STUDENT_LANGUAGES
+            and not is_pack_code(lang)
+        ]  # fmt: skip
         if unknown:
             problems.append(
-                f"language(s) {', '.join(unknown)} cannot be trained yet: the pipeline knows "
-                f"{', '.join(STUDENT_LANGUAGES)}. Adding one needs its data first: note "
-                "templates (assets/notes/<lang>.json), a phrase bank (assets/summaries/"
-                "<lang>.json), a column in the lexicon (assets/lexicon/concepts.tsv) and "
-                "parallel sentences, then the code listed in core/data/schema.py "
-                "STUDENT_LANGUAGES; after that a retraining run adds it"
+                f"language(s) {', '.join(unknown)} cannot be trained: use one of "
+                f"{', '.join(STUDENT_LANGUAGES)} or the ISO 639-1 code of a new language "
+                "installed as a language pack"
             )
         elif not self.languages or len(set(self.languages)) != len(self.languages):
             problems.append("languages must be distinct and at least one")
@@ -143,9 +152,10 @@ class JobRequest:
         return config_from_dict(cls, d)
 
 
-def distill_config(request: JobRequest, cache_dir: Path) -> Any:
+def distill_config(request: JobRequest, cache_dir: Path, packs_dir: Path | None = None) -> Any:
     """The DistillConfig of `request` (its first temperature); ConfigError when invalid.
-    `cache_dir`: the MiniLM embedding cache shared with the demo build."""
+    `cache_dir`: the MiniLM embedding cache shared with the demo build. `packs_dir`: the
+    workspace's installed language packs, which languages outside the built-in ones need."""
     from core.models.student import StudentConfig
     from core.train.distill import DistillConfig
 
@@ -164,9 +174,20 @@ def distill_config(request: JobRequest, cache_dir: Path) -> Any:
         temperature=request.temperatures[0],
         uncertainty_threshold=request.uncertainty_threshold,
     )
+    packs = installed_packs(packs_dir) if packs_dir is not None else {}
+    missing = [lang for lang in request.languages if is_pack_code(lang) and lang not in packs]
+    if missing:
+        raise ConfigError(
+            f"language(s) {', '.join(missing)} not installed: add each as a language pack "
+            "first, a phrase bank (phrases.tsv: English<TAB>translation, at least 50 rows) and "
+            "a lexicon column (lexicon.tsv: concept id<TAB>terms), with `cmkd language add "
+            "CODE --phrases phrases.tsv --lexicon lexicon.tsv` or the retraining page's "
+            "'Add a language'"
+        )
     return dataclasses.replace(
         base,
         languages=request.languages,
+        language_packs=tuple(str(packs[lang]) for lang in request.languages if lang in packs),
         loss=loss,
         epochs=request.epochs,
         batch_size=request.batch_size,
@@ -272,7 +293,31 @@ class JobService:
 
         return self.ws.models_dir / RUNS_DIR
 
+    @property
+    def packs_dir(self) -> Path:
+        return self.ws.root / PACKS_DIR
+
     # ------------------------------------------------------------------------ admin API
+
+    def add_language(
+        self, user: User | None, code: str, phrases: bytes, lexicon: bytes, name: str = ""
+    ) -> LanguagePack:
+        """Validate and install a language pack (replacing one of the same code); InputError
+        naming the file and line of the first problem."""
+        user = require(user, "retrain")
+        pack = install_pack(self.packs_dir, code, phrases, lexicon, name)
+        self.store.audit(user.name, "add_language", f"language-{pack.code}", name=pack.name,
+                         phrases=len(pack.phrases), concepts=len(pack.terms))  # fmt: skip
+        return pack
+
+    def languages(self, user: User | None) -> dict[str, LanguagePack]:
+        """Code -> installed language pack (a broken folder is left out)."""
+        require(user, "retrain")
+        out = {}
+        for code, folder in installed_packs(self.packs_dir).items():
+            with suppress(InputError):
+                out[code] = load_pack(folder)
+        return out
 
     def submit(self, user: User | None, request: JobRequest) -> int:
         """Validate `request`, record the job and start its worker; returns the job id.
@@ -286,7 +331,9 @@ class JobService:
         teacher = self.ws.models_dir / TEACHER_RUN
         if not (teacher / "embeddings.safetensors").is_file():
             raise InputError(f"{teacher}: no trained teacher; run `cmkd demo` first")
-        cfg = distill_config(request, self.ws.models_dir / ".cache")
+        cfg = distill_config(request, self.ws.models_dir / ".cache", self.packs_dir)
+        for folder in cfg.language_packs:  # refuse a broken pack now, not in the worker
+            load_pack(Path(folder))
         common.resolve_device(request.device)  # "cuda" without a GPU is refused now
         version = common.new_version_id("student")
         self.store.ensure(_DDL)

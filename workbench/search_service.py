@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from core.data.cohort_io import load_cases
-from core.data.lexicon import Lexicon, default_lexicon
+from core.data.lexicon import Lexicon
 from core.data.schema import CANCER_TYPES, MODALITIES, Case
 from core.errors import InputError
 from core.index import SearchFilter, StaleIndexError, VectorIndex
@@ -183,6 +183,7 @@ class _Memo:
     def __init__(self, student: Any) -> None:
         self.student = student
         self.config = student.config
+        self.languages = student.languages
         self._last: tuple[tuple[tuple[str, ...], str | None], Any] | None = None
 
     def predict(self, texts: Sequence[str], lang: str | None = None) -> Any:
@@ -261,11 +262,12 @@ class SearchService:
         torch.set_num_threads(1)  # serving: one query at a time (docs/search_benchmarks.md)
         self._threads = ThreadpoolController()
         self.ws, self.cfg = ws, cfg or SearchConfig()
-        self.lexicon = lexicon or default_lexicon()
+        self.student = _Memo(_student(ws))
+        # The shipped lexicon plus the columns of the student's language packs.
+        self.lexicon = lexicon or self.student.student.lexicon
         self.store = store or Store(ws.db_path)
         self._salt = workspace_salt(ws)
         self.reviews = ReviewService(self.store, self._salt)
-        self.student = _Memo(_student(ws))
         teacher_dir = ws.models_dir / TEACHER_RUN
         tensors, info = load_embeddings(teacher_dir)
         version = self.student.config["teacher_version"]
@@ -325,14 +327,14 @@ class SearchService:
             text = text[:n]
         if problem := _script_problem(text):
             raise InputError(problem)
-        chosen = _language(text, lang, self.lexicon)
+        chosen = _language(text, lang, self.lexicon, self.student.languages)
         if not lang and chosen == "en":
             from core.data.langid import detect_language
 
             if not detect_language(text, self.lexicon):
                 notices.append(Notice("language_unrecognised",
                                       "language not recognised; searched as English"))  # fmt: skip
-        distilled = self.student.config.get("languages", [])
+        distilled = self.student.languages
         if chosen != "en" and distilled and chosen not in distilled:
             notices.append(Notice(
                 "language_not_distilled",

@@ -25,6 +25,7 @@ to the tumour type and the morphology keeps its ICD-O form ("glioblastoma, NOS")
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import unicodedata
@@ -234,6 +235,40 @@ class Lexicon:
         if terms is None:
             raise InputError(f"lexicon: unknown language {lang!r}")
         return terms[0] if rng is None else terms[int(rng.integers(len(terms)))]
+
+    @functools.cached_property
+    def _owners(self) -> dict[tuple[str, ...], str]:
+        """Casefolded term key -> its concept id, over every language."""
+        return {
+            _term_key(term): c.concept_id
+            for c in self.concepts.values()
+            for terms in c.terms.values()
+            for term in terms
+        }
+
+    def term_owner(self, term: str) -> str | None:
+        """The concept one of whose terms (any language) reads as `term`, or None."""
+        return self._owners.get(_term_key(term))
+
+    def with_language(self, lang: str, terms: Mapping[str, tuple[str, ...]]) -> Lexicon:
+        """A copy with a language column added (a language pack): `terms` maps concept ids to
+        their NFC terms in `lang`, preferred first. Concepts without one fall back to their
+        English terms, so `preferred(lang)` always answers. InputError when `lang` is already
+        a column, a concept id is unknown or a term already belongs to another concept."""
+        if lang in self.languages or not _LANG_CODE.fullmatch(lang):
+            raise InputError(f"lexicon: cannot add language {lang!r}: already there or not a code")
+        for cid, cid_terms in terms.items():
+            self.concept(cid)
+            for term in cid_terms:
+                owner = self.term_owner(term)
+                if owner not in (None, cid):
+                    raise InputError(f"lexicon: {lang} term {term!r} of {cid} belongs to {owner}")
+        return Lexicon({
+            cid: dataclasses.replace(
+                c, terms={**c.terms, lang: terms.get(cid) or c.terms[TEACHER_LANGUAGE]}
+            )
+            for cid, c in self.concepts.items()
+        })  # fmt: skip
 
     def match(self, text: str, lang: str | None = None) -> list[EntityMatch]:
         """Every term of `lang` and English (all languages when None) in `text`.

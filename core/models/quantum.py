@@ -86,22 +86,32 @@ class QuantumProjectionHead(Head):
         self._state = qml.QNode(state, device, interface="torch", diff_method="backprop")
 
     def angles(self, x: Tensor) -> Tensor:
-        """Rotation angles (B, n_qubits) in (-pi, pi): tanh keeps them off the periodic wrap."""
-        return math.pi * torch.tanh(self.encoder(x))
+        """Rotation angles (B, n_qubits) in (-pi, pi): tanh keeps them off the periodic wrap.
+
+        Always float32: the circuit's complex amplitudes have no bfloat16 kernels on the CPU
+        (a bf16 autocast around the student would otherwise reach them)."""
+        return math.pi * torch.tanh(self.encoder(x.float()))
 
     def measure(self, x: Tensor) -> Tensor:
         """Expectation values (B, n_measurements), each in [-1, 1]."""
-        values = self._expectations(self.angles(x), self.circuit_weights)  # n_measurements x (B,)
+        with _no_autocast(x):
+            values = self._expectations(self.angles(x), self.circuit_weights)  # n_meas x (B,)
         return torch.stack(list(values), dim=-1).to(x.dtype)  # (B, n_measurements)
 
     def state(self, x: Tensor) -> Tensor:
         """The prepared statevectors (B, 2^n_qubits), complex; input to FidelityLoss."""
         if x.dim() != 2 or x.shape[-1] != self.in_dim:
             raise ValueError(f"expected (B, {self.in_dim}) features, got {tuple(x.shape)}")
-        return self._state(self.angles(x), self.circuit_weights)
+        with _no_autocast(x):
+            return self._state(self.angles(x), self.circuit_weights)
 
     def project(self, x: Tensor) -> Tensor:
         return self.readout(self.measure(x))  # (B, out_dim)
+
+
+def _no_autocast(x: Tensor) -> torch.autocast:
+    """Autocast switched off on x's device for the circuit (see `angles`)."""
+    return torch.autocast(device_type=x.device.type, enabled=False)
 
 
 def compression_report(in_dim: int, n_qubits: int) -> dict[str, float | int]:

@@ -10,7 +10,10 @@ Training rows (one student input each):
   (c) with `use_parallel`, human-translated sentences (assets/parallel): the English sentence
       or one of its translations -> the teacher's text-branch embedding of the English
       sentence (frozen MiniLM, then the teacher's text projection head), as in Reimers &
-      Gurevych 2020. They have no labels, logits or anchors, so only alignment applies;
+      Gurevych 2020. They have no labels, logits or anchors, so only alignment applies.
+      A language pack (core/data/language_packs.py; `language_packs`) adds its training
+      phrases here, even without `use_parallel`: they are all a pack language has. Its
+      held-out phrases are validated by phrase -> English retrieval (top-1, teacher space);
   (d) with `hard_negatives` (a JSONL file from ReviewService.export_hard_negatives), the
       query texts of search matches staff judged wrong, `hard_negatives_per_batch` of them
       added to each batch: the teacher's embedding of the rejected case in the modality shown
@@ -34,7 +37,8 @@ run refuses to start when a training note was written from a test template.
 Output folder (a temporary sibling renamed at the end, so it is always complete):
 student.safetensors (encoder), head.safetensors (projection into the teacher's shared
 space), classifier.safetensors (cancer type from the projected embedding), tokenizer/,
-config.json and metrics.jsonl (one JSON line per epoch). Never pickles.
+config.json and metrics.jsonl (one JSON line per epoch), and languages/<code>/ with a copy of
+each language pack, so the checkpoint is self-contained. Never pickles.
 
 Multi-process: `main` runs under torchrun (`python -m torch.distributed.run --standalone
 --nproc_per_node N -m core.train.distill --config cfg.json ...`); `launch_distill` starts it.
@@ -73,6 +77,13 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from core.data.cohort import load_cases
+from core.data.language_packs import (
+    LanguagePack,
+    is_pack_code,
+    load_pack,
+    merged_lexicon,
+    save_pack,
+)
 from core.data.lexicon import Lexicon, default_lexicon
 from core.data.notes import list_templates
 from core.data.parallel import ParallelRow, load_parallel
@@ -118,13 +129,15 @@ RECALL_K = 10
 NEGATIVE_VERDICTS: tuple[str, ...] = ("not_relevant", "wrong_modality")
 POSITIVE_VERDICT = "relevant"
 SAVE_RESERVE_S = 5.0  # seconds kept for writing the checkpoint under the time budget
+PACKS_DIR = "languages"  # in the output folder: a copy of every language pack it learnt
 
 
 @dataclass(frozen=True)
 class DistillConfig:
     """One distillation run. Defaults: the demo student, at most 4.5 minutes on 2 CPU cores."""
 
-    # Student languages distilled; English notes always join (rows (b)).
+    # Student languages distilled; English notes always join (rows (b)). Codes outside
+    # STUDENT_LANGUAGES are pack languages: each needs its folder in `language_packs`.
     languages: tuple[str, ...] = STUDENT_LANGUAGES
     # Encoder shape; entity_attention and n_entities are set from this config and the lexicon.
     student: StudentConfig = field(default_factory=StudentConfig)
@@ -146,7 +159,9 @@ class DistillConfig:
     # language in the demo cohort, too many for the CPU budget); 0 = every triple once.
     notes_per_epoch: int = 2400
     batch_size: int = 32  # rows per step and process, parallel rows included
-    lr: float = 2e-4  # AdamW peak lr of the pretrained encoder (beat 1e-4 at 60 steps here)
+    # AdamW peak lr of the pretrained encoder: 5e-4 beat 2e-4 at 200 steps (held-out Hindi
+    # 0.83 -> 0.92; the added vocabulary pieces need it, docs/evaluation.md "Hindi").
+    lr: float = 5e-4
     head_lr: float = 1e-3  # peak learning rate of the projection head and the classifier
     weight_decay: float = 0.01  # AdamW decoupled weight decay (not on biases and norms)
     warmup: float = 0.1  # share of the run spent warming the learning rate up
@@ -177,12 +192,22 @@ class DistillConfig:
     # ReviewService.export_hard_negatives; "" = none (the run is then exactly as without it).
     hard_negatives: str = ""
     hard_negatives_per_batch: int = 4  # review rows added to each step's batch
+    # Language-pack folders (core/data/language_packs.py), one per pack language in
+    # `languages`: their training phrases join rows (c) even without `use_parallel` (the
+    # cohort has no notes in them) and their lexicon column joins the entity matcher.
+    language_packs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []
         langs = self.languages
-        if not langs or len(set(langs)) != len(langs) or not set(langs) <= set(STUDENT_LANGUAGES):
-            problems.append(f"languages must be distinct, non-empty, from {STUDENT_LANGUAGES}")
+        packs = self.pack_languages
+        if not langs or len(set(langs)) != len(langs) or not all(map(is_pack_code, packs)):
+            problems.append(
+                f"languages must be distinct, non-empty, from {STUDENT_LANGUAGES} or the "
+                "ISO 639-1 codes of language packs"
+            )
+        if len(packs) != len(self.language_packs):
+            problems.append("language_packs must hold one folder per pack language in languages")
         if not set(self.ce_languages) <= {TEACHER_LANGUAGE, *langs}:
             problems.append("ce_languages must be English or among languages")
         if self.kd_source not in KD_SOURCES:
@@ -216,8 +241,19 @@ class DistillConfig:
             raise ConfigError("DistillConfig: " + "; ".join(problems))
 
     @property
+    def pack_languages(self) -> tuple[str, ...]:
+        """`languages` brought by language packs (the cohort has no notes in them)."""
+        return tuple(lang for lang in self.languages if lang not in STUDENT_LANGUAGES)
+
+    @property
+    def cohort_languages(self) -> tuple[str, ...]:
+        """`languages` with cohort notes and shipped parallel sentences."""
+        return tuple(lang for lang in self.languages if lang in STUDENT_LANGUAGES)
+
+    @property
     def parallel_rows_per_batch(self) -> int:
-        return round(self.batch_size * self.parallel_share) if self.use_parallel else 0
+        uses_rows = self.use_parallel or self.language_packs
+        return round(self.batch_size * self.parallel_share) if uses_rows else 0
 
     def to_dict(self) -> dict[str, Any]:
         return common.config_to_dict(self)
@@ -429,7 +465,7 @@ def training_notes(
     """Rows (a) and (b): every note of a train-split case in English and `cfg.languages`
     whose English counterpart the teacher embedded. Raises CohortError when a training note
     comes from a test template (the evaluation would then measure memory)."""
-    langs = (TEACHER_LANGUAGE, *cfg.languages)
+    langs = (TEACHER_LANGUAGE, *cfg.cohort_languages)
     reserved = reserved_template_ids(langs)
     label_index = {t: i for i, t in enumerate(CANCER_TYPES)}
     rows: list[NoteRow] = []
@@ -669,7 +705,7 @@ class _Batches(Dataset):
 
 
 def _sample_parallel(cfg: DistillConfig) -> list[ParallelRow]:
-    rows = list(load_parallel(cfg.languages))
+    rows = list(load_parallel(cfg.cohort_languages))
     if cfg.parallel_rows and cfg.parallel_rows < len(rows):
         keep = np.random.default_rng([cfg.seed, 3]).choice(len(rows), cfg.parallel_rows, False)
         rows = [rows[i] for i in sorted(keep)]
@@ -692,13 +728,17 @@ def _parallel_items(
 
 
 def _tokenizer_texts(
-    notes: Sequence[NoteRow], parallel: Sequence[ParallelRow], langs: Sequence[str]
+    notes: Sequence[NoteRow],
+    parallel: Sequence[ParallelRow],
+    langs: Sequence[str],
+    lexicon: Lexicon | None = None,
 ) -> Iterator[str]:
-    """What the student trains on (notes, parallel sentences) and the lexicon's terms."""
+    """What the student trains on (notes, parallel sentences) and the terms of `lexicon`
+    (default: the shipped one)."""
     yield from (r.text for r in notes)
     for row in parallel:
         yield from row.texts.values()
-    for concept in default_lexicon().concepts.values():
+    for concept in (lexicon or default_lexicon()).concepts.values():
         for lang in langs:
             yield from concept.terms.get(lang, ())
 
@@ -773,7 +813,7 @@ class _ValSet:
 def _validation_set(
     cases: Sequence[Case], targets: TeacherTargets, cfg: DistillConfig
 ) -> _ValSet | None:
-    langs = (TEACHER_LANGUAGE, *cfg.languages)
+    langs = (TEACHER_LANGUAGE, *cfg.cohort_languages)
     candidates = []
     for case in sorted((c for c in cases if c.split == "val"), key=lambda c: c.case_id):
         row = targets.case_index.get(case.case_id)
@@ -865,6 +905,82 @@ def _validate(
     return out
 
 
+@dataclass(frozen=True)
+class _PackVal:
+    """A pack language's held-out phrases: the translations and, aligned with them, the
+    teacher's embeddings of their English sides (the retrieval gallery)."""
+
+    texts: list[str]
+    gallery: Tensor  # (H, D)
+    unk_rate: float  # share of [UNK] pieces of the student tokenizer in `texts`
+
+
+def load_packs(cfg: DistillConfig) -> tuple[LanguagePack, ...]:
+    """The packs of `cfg.language_packs`, in `cfg.pack_languages` order; ConfigError when a
+    folder holds a language that is not one of them."""
+    packs: dict[str, LanguagePack] = {}
+    for folder in cfg.language_packs:
+        pack = load_pack(Path(folder))
+        if pack.code not in cfg.pack_languages or pack.code in packs:
+            raise ConfigError(
+                f"{folder}: its language {pack.code!r} is not one (once) of the pack languages "
+                f"{cfg.pack_languages} in languages"
+            )
+        packs[pack.code] = pack
+    return tuple(packs[code] for code in cfg.pack_languages)
+
+
+def _pack_validation(
+    packs: Sequence[LanguagePack], targets: Tensor, tokenizer: StudentTokenizer
+) -> dict[str, _PackVal]:
+    """Per pack: its held-out phrases with `targets`, the rows of every pack's held-out
+    phrases in `packs` order."""
+    out, start = {}, 0
+    for pack in packs:
+        texts = [tr for _, tr in pack.split("heldout")]
+        gallery = targets[start : start + len(texts)]
+        out[pack.code] = _PackVal(texts, gallery, tokenizer.unk_rate(texts))
+        start += len(texts)
+    return out
+
+
+def _validate_packs(
+    model: StudentModel,
+    batcher: TextBatcher,
+    pack_val: dict[str, _PackVal],
+    cfg: DistillConfig,
+    device: torch.device,
+) -> dict[str, dict[str, float]]:
+    """Per pack language: top-1 accuracy of retrieving each held-out phrase's English side
+    (teacher space) among all its held-out English sides, and the tokenizer's [UNK] rate."""
+    out = {}
+    for lang, v in pack_val.items():
+        z, _ = embed_texts(model, batcher, v.texts, lang, device, cfg.eval_batch_size,
+                           cfg.cpu_bf16)  # fmt: skip
+        hits = (z @ v.gallery.T).argmax(1) == torch.arange(len(v.texts))
+        out[lang] = {
+            "heldout_top1": round(float(hits.float().mean()), 4),
+            "unk_rate": round(v.unk_rate, 4),
+            "heldout_phrases": len(v.texts),
+        }
+    return out
+
+
+def _pack_records(
+    packs: Sequence[LanguagePack], pack_val: dict[str, _PackVal], last: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """config.json's record of each pack: what it is, how much it held, how it scored."""
+    return {
+        p.code: {
+            "name": p.name, "script": p.script, "train_phrases": len(p.split("train")),
+            "heldout_phrases": len(pack_val[p.code].texts), "lexicon_concepts": len(p.terms),
+            "unk_rate": round(pack_val[p.code].unk_rate, 4),
+            "heldout_top1": last.get("val_packs", {}).get(p.code, {}).get("heldout_top1"),
+        }
+        for p in packs
+    }  # fmt: skip
+
+
 # ------------------------------------------------------------------------- the loop
 
 
@@ -950,8 +1066,11 @@ def _distill(
             load_review_rows(Path(cfg.hard_negatives), targets, cfg) if cfg.hard_negatives else None
         )
         val = _validation_set(cases, targets, cfg)
+        packs = load_packs(cfg)
         parallel_rows = _sample_parallel(cfg) if cfg.use_parallel else []
-        lexicon = default_lexicon()
+        parallel_rows += [row for pack in packs for row in pack.parallel_rows("train")]
+        heldout_rows = [row for pack in packs for row in pack.parallel_rows("heldout")]
+        lexicon = merged_lexicon(packs)
         concept_ids = tuple(lexicon.concepts)
         teacher, _ = load_teacher(teacher_dir)
         teacher_meta = json.loads((teacher_dir / CONFIG_FILE).read_text(encoding="utf-8"))
@@ -966,7 +1085,7 @@ def _distill(
             if world.is_main:
                 langs = (TEACHER_LANGUAGE, *cfg.languages)
                 build_student_tokenizer(
-                    _tokenizer_texts(notes, parallel_rows, langs),
+                    _tokenizer_texts(notes, parallel_rows, langs, lexicon),
                     tmp / TOKENIZER_DIR,
                     extra_vocab=cfg.extra_vocab,
                 )
@@ -977,8 +1096,10 @@ def _distill(
             )
         with watch.stage("parallel_targets"):
             parallel_targets = _parallel_targets(
-                parallel_rows, teacher, text_max_length, cache_dir, world, device
+                parallel_rows + heldout_rows, teacher, text_max_length, cache_dir, world, device
             )
+            heldout_targets = parallel_targets[len(parallel_rows) :]
+            parallel_targets = parallel_targets[: len(parallel_rows)]
 
         student_cfg = dataclasses.replace(
             cfg.student,
@@ -990,10 +1111,12 @@ def _distill(
         batcher = TextBatcher(
             tokenizer, concept_ids, cfg.max_length, cfg.use_entity_attention, lexicon
         )
+        pack_val = _pack_validation(packs, heldout_targets, tokenizer)
         result = _train(
             cfg, model, batcher, notes, parallel_rows, parallel_targets, targets, val, world,
             device, watch, callback, show_bar, tmp,
             review if review else None,  # every verdict skipped: train exactly as without
+            pack_val,
         )  # fmt: skip
 
         if state_hash_dir is not None:
@@ -1010,7 +1133,8 @@ def _distill(
                     "teacher_dir": str(teacher_dir.resolve()),
                     "teacher_version": teacher_meta.get("version", ""),
                     "classes": list(CANCER_TYPES),
-                    "languages": [TEACHER_LANGUAGE, *cfg.languages],
+                    # Languages with cohort notes; pack languages are under language_packs.
+                    "languages": [TEACHER_LANGUAGE, *cfg.cohort_languages],
                     "head": cfg.head,
                     "head_hidden": _head_hidden(cfg, teacher.config),
                     "shared_dim": teacher.config.embed_dim,
@@ -1023,12 +1147,15 @@ def _distill(
                     "train_template_ids": sorted({r.template_id for r in notes}),
                     "parallel_sentences": len(parallel_rows),
                     **({"hard_negatives": review.stats} if review is not None else {}),
+                    **({"language_packs": _pack_records(packs, pack_val, last)} if packs else {}),
                     "steps": result["steps"],
                     "stopped_early": result["stopped_early"],
                     "metrics": last.get("val", {}),
                     "timings_s": dict(watch.seconds),
                 }
                 _write_checkpoint(tmp, model, config)
+                for pack in packs:  # the checkpoint carries its languages' lexicon columns
+                    save_pack(pack, tmp / PACKS_DIR / pack.code)
     if world.size > 1:
         dist.barrier()
     return out_dir
@@ -1116,9 +1243,10 @@ def _train(
     show_bar: bool,
     run_dir: Path | None,
     review: ReviewRows | None = None,
+    pack_val: dict[str, _PackVal] | None = None,
 ) -> dict[str, Any]:
     """The epochs; returns steps, whether the budget stopped them, and the epoch records.
-    `review`: rows (d), non-empty, or None."""
+    `review`: rows (d), non-empty, or None. `pack_val`: held-out phrases per pack language."""
     n_par = cfg.parallel_rows_per_batch if parallel_rows else 0
     n_note = cfg.batch_size - n_par
     par_items, par_groups = _parallel_items(parallel_rows)
@@ -1193,6 +1321,9 @@ def _train(
                     record["val"] = _validate(model, batcher, val, cfg, device)
                 record["val_gallery"] = len(val.gallery)
                 budget.val_seconds = time.perf_counter() - t0
+            if world.is_main and pack_val:
+                with watch.stage("validate"):
+                    record["val_packs"] = _validate_packs(model, batcher, pack_val, cfg, device)
             if run_dir is not None:
                 _append_line(run_dir / METRICS_FILE, record)
             history.append(record)
@@ -1288,6 +1419,16 @@ class DistilledStudent:
         device = next(self.model.parameters()).device
         return embed_texts(self.model, self.batcher, texts, lang, device, batch_size)
 
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Every language it was trained in: English, cohort languages, pack languages."""
+        return (*self.config["languages"], *self.config.get("language_packs", {}))
+
+    @property
+    def lexicon(self) -> Lexicon:
+        """The entity matcher it reads with (the shipped lexicon plus its packs' columns)."""
+        return self.batcher.lexicon
+
 
 def load_distilled(directory: Path) -> DistilledStudent:
     """The student checkpoint at `directory`; InputError when it is missing or broken."""
@@ -1317,9 +1458,11 @@ def load_distilled(directory: Path) -> DistilledStudent:
             raise InputError(
                 f"{directory / name}: weights do not match config.json: {exc}"
             ) from exc
+    packs = [load_pack(directory / PACKS_DIR / code) for code in config.get("language_packs", {})]
     batcher = TextBatcher(
-        tokenizer, config["entity_concepts"], config["max_length"], student_cfg.entity_attention
-    )
+        tokenizer, config["entity_concepts"], config["max_length"], student_cfg.entity_attention,
+        merged_lexicon(packs),
+    )  # fmt: skip
     return DistilledStudent(model.eval(), batcher, config)
 
 

@@ -1,5 +1,5 @@
 """AppTest of the retraining page: admins only; submit a tiny job from the form, see it
-finish with the comparison, promote it and roll back; a new language is refused."""
+finish with the comparison, promote it and roll back; add a language from two uploads."""
 
 from __future__ import annotations
 
@@ -89,11 +89,32 @@ def test_submit_follow_compare_promote_and_roll_back(built_workspace: Path) -> N
     assert production_version(ws) == original
 
 
-def test_a_new_language_is_refused_in_the_form(built_workspace: Path) -> None:
+def test_add_a_language_from_uploads_then_pick_it(built_workspace: Path) -> None:
+    pack = Path(__file__).resolve().parents[1] / "data" / "language_pack_it"
+    phrases, lexicon = (pack / "phrases.tsv").read_bytes(), (pack / "lexicon.tsv").read_bytes()
     at = page("admin")
-    at.text_input(key="retrain.new_language").set_value("yo")
-    button(at, "retrain.submit").click()
+    assert "it · Italiano" not in at.multiselect(key="retrain.languages").options
+    at.text_input(key="retrain.pack_code").set_value("it")
+    at.text_input(key="retrain.pack_name").set_value("Italiano")
+    at.file_uploader(key="retrain.pack_phrases").set_value(("phrases.tsv", phrases, "text/plain"))
+    bad = lexicon.replace(b"TYPE:LUAD", b"TYPE:NOPE")
+    at.file_uploader(key="retrain.pack_lexicon").set_value(("lexicon.tsv", bad, "text/plain"))
+    button(at, "retrain.pack_install").click()
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert len(at.error) == 1 and "phrase bank" in at.error[0].value
-    assert JobService(Workspace(built_workspace)).jobs(User("a", "admin")) == []
+    assert [e.value for e in at.error] == [EN["retrain.pack_rejected"].format(
+        error="lexicon.tsv: line 3: unknown concept id 'TYPE:NOPE' (not in the shipped lexicon)"
+    )]  # fmt: skip
+    assert not (built_workspace / "languages" / "it").exists()
+
+    at.file_uploader(key="retrain.pack_lexicon").set_value(("lexicon.tsv", lexicon, "text/plain"))
+    button(at, "retrain.pack_install").click()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert [s.value for s in at.success] == [EN["retrain.pack_installed"].format(
+        name="Italiano", code="it", phrases=61, concepts=32,
+    )]  # fmt: skip
+    options = at.multiselect(key="retrain.languages").options
+    assert "it · Italiano" in options  # AppTest lists the formatted labels
+    installed = JobService(Workspace(built_workspace)).languages(User("a", "admin"))
+    assert installed["it"].name == "Italiano"

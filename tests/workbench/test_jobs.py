@@ -103,11 +103,14 @@ def test_request_maps_onto_distill_config(tmp_path: Path) -> None:
     assert grid.temperatures == (2.0, 8.0) and JobRequest().temperatures == (4.0,)
 
 
-def test_a_new_language_is_refused_with_what_it_needs() -> None:
+def test_a_language_not_installed_is_refused_with_how_to_add_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
-        JobRequest(languages=("pt", "yo"))
+        distill_config(JobRequest(languages=("pt", "yo")), tmp_path, tmp_path / "languages")
     message = str(err.value)
     assert "yo" in message and "phrase bank" in message and "lexicon" in message
+    assert "cmkd language add" in message
+    with pytest.raises(ConfigError, match="yoruba"):
+        JobRequest(languages=("pt", "yoruba"))  # not an ISO 639-1 code at all
     for bad in ({"languages": ()}, {"profile": "huge"}, {"device": "tpu"}, {"processes": 0},
                 {"temperature_grid": (2.0, 2.0)}):  # fmt: skip
         with pytest.raises(ConfigError):
@@ -115,6 +118,30 @@ def test_a_new_language_is_refused_with_what_it_needs() -> None:
     assert JobRequest.from_dict(TINY.to_dict()) == TINY
     with pytest.raises(ConfigError, match="unknown"):
         JobRequest.from_dict({**TINY.to_dict(), "learning_rate": 1})
+
+
+def test_an_installed_pack_language_maps_to_language_packs(
+    service: JobService, built_workspace: Path
+) -> None:
+    pack = Path(__file__).resolve().parents[1] / "data" / "language_pack_it"
+    with pytest.raises(PermissionDenied):
+        service.add_language(User("n", "nurse"), "it", b"", b"")
+    service.add_language(ADMIN, "it", (pack / "phrases.tsv").read_bytes(),
+                         (pack / "lexicon.tsv").read_bytes(), "Italiano")  # fmt: skip
+    assert list(service.languages(ADMIN)) == ["it"]
+    request = dataclasses.replace(TINY, languages=("pt", "it"))
+    cfg = distill_config(request, built_workspace / "cache", service.packs_dir)
+    assert cfg.languages == ("pt", "it") and cfg.cohort_languages == ("pt",)
+    assert cfg.language_packs == (str(built_workspace / "languages" / "it"),)
+    assert DistillConfig.from_dict(cfg.to_dict()) == cfg  # as the worker reads it back
+    assert distill_config(TINY, built_workspace / "cache", service.packs_dir).language_packs == ()
+
+    job = service.wait(ADMIN, service.submit(ADMIN, request), TIMEOUT_S)
+    assert job.state == "succeeded", job.error
+    run = Registry(Workspace(built_workspace), service.store).show(ADMIN, job.version)
+    assert set(run["comparison"]["new"]) == {"en", "pt"}  # held-out notes: cohort languages
+    student = load_distilled(built_workspace / "models" / "runs" / job.version)
+    assert student.languages == ("en", "pt", "it") and "it" in student.lexicon.languages
 
 
 def test_only_admins_submit_or_list(service: JobService) -> None:

@@ -47,12 +47,15 @@ def _checked(source: str, text: str) -> str:
     return text
 
 
-def _language(text: str, lang: str | None, lexicon) -> str:
+def _language(text: str, lang: str | None, lexicon, student_languages=()) -> str:
+    """`lang` when it is a built-in language or one of `student_languages` (a student trained
+    on a language pack); else the detected language (built-in only), English by default."""
     from core.data.langid import detect_language
 
     if lang:
-        if lang not in LANGUAGES:
-            raise InputError(f"unsupported language {lang!r}; supported: {', '.join(LANGUAGES)}")
+        supported = (*LANGUAGES, *(x for x in student_languages if x not in LANGUAGES))
+        if lang not in supported:
+            raise InputError(f"unsupported language {lang!r}; supported: {', '.join(supported)}")
         return lang
     return detect_language(text, lexicon) or "en"
 
@@ -106,12 +109,12 @@ def _load_student(run: Path, version: str | None):
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from core.data.lexicon import default_lexicon
-
-    lexicon, student = default_lexicon(), _student(Workspace.from_env())
+    student = _student(Workspace.from_env())
+    lexicon = student.lexicon  # the shipped lexicon plus the columns of its language packs
     for source, raw in _texts(args.text):
         text = _checked(source, raw)
-        result = classify_text(text, _language(text, args.lang, lexicon), student, lexicon)
+        lang = _language(text, args.lang, lexicon, student.languages)
+        result = classify_text(text, lang, student, lexicon)
         if args.json:
             print(json.dumps(result, ensure_ascii=False), flush=True)
         else:
@@ -132,7 +135,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
     student = teacher = None
     for source, raw in _texts(args.text):
         text = _checked(source, raw)
-        lang = _language(text, args.lang, lexicon)
+        # A language outside the built-in ones is valid when the student was trained on it.
+        extra = () if not args.lang or args.lang in LANGUAGES else _student(ws).languages
+        lang = _language(text, args.lang, lexicon, extra)
         encoder = args.encoder or ("teacher" if lang == "en" else "student")
         if encoder == "student":
             student = student or _student(ws)

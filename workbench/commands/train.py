@@ -90,7 +90,15 @@ def cmd_distill(args: argparse.Namespace) -> int:
     ws = Workspace.from_env()
     cfg = DistillConfig.from_dict(_read_json(args.config))
     if args.languages:
-        cfg = dataclasses.replace(cfg, languages=tuple(args.languages.split(",")))
+        from core.data.language_packs import PACKS_DIR, installed_packs
+
+        languages = tuple(args.languages.split(","))
+        packs = installed_packs(ws.root / PACKS_DIR)  # `cmkd language add` puts them there
+        cfg = dataclasses.replace(
+            cfg,
+            languages=languages,
+            language_packs=tuple(str(packs[lang]) for lang in languages if lang in packs),
+        )
     cohort = Path(args.cohort) if args.cohort else ws.cohort_dir
     production = ws.models_dir / STUDENT_RUN
     version = None

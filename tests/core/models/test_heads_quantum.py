@@ -108,3 +108,15 @@ def test_only_building_a_quantum_head_imports_pennylane() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     )
     assert out.stdout.strip() == "False"
+
+
+def test_circuit_runs_under_cpu_bf16_autocast() -> None:
+    # Distillation runs the student under bf16 autocast on CPUs that compute bf16 natively;
+    # the circuit's complex amplitudes have no bf16 kernels and must stay in float32.
+    torch.manual_seed(0)
+    head = QuantumProjectionHead(8, 4)
+    x = torch.randn(3, 8, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = head(x)
+    out.float().sum().backward()
+    assert torch.isfinite(out.float()).all() and x.grad is not None and x.grad.abs().sum() > 0

@@ -1,0 +1,1 @@
+"""Evaluation of the distilled students: metrics, the driver-gene probe and the report."""

@@ -1,0 +1,519 @@
+"""The evaluation of a distilled student against its teacher, on held-out data only.
+
+Test data: test-split cases (never seen in training) and, of their notes, only those written
+from test templates (never seen in training either), the same (case, note kind) pairs in
+every language so that languages compare like with like. The evaluation refuses to run when
+a test template id occurs in the student's training data (`check_held_out`).
+
+Per student language (and English, as a reference), on those notes:
+
+- zero_shot_accuracy: the student's cancer type against the true type. Zero-shot: the
+  student saw recorded labels in English only (DistillConfig.ce_languages);
+- baseline_accuracy: the teacher's English text pipeline (frozen MiniLM, the teacher's text
+  projection head and classifier) applied to the target-language text as is, no distillation;
+- recall_at_10_slide / recall_at_10_genomic: the note's student embedding as a query against
+  the teacher's slide (genomic) embeddings of every test case that has one; a hit when the
+  note's own case is among the 10 nearest. recall_at_10 is their mean (the issue's "same
+  case's slide and genomic embeddings", one number);
+- alteration_f1: micro-F1 over DRIVER_GENES of the genes predicted altered from the note's
+  embedding by `core.eval.probe` (trained on English teacher embeddings of training cases;
+  no target-language labels), against the case's recorded driver genes;
+  alteration_f1_lexicon: the same F1 when every driver gene the lexicon finds in the text is
+  predicted altered (a rule reference: negations such as "EGFR negative" count as altered);
+- sarc_accuracy (and sarc_notes): accuracy on the rare class alone;
+- ece: expected calibration error of the student's softmax, 15 equal-width bins;
+- abstention_rate: share of notes on which `cmkd classify` would abstain (its rule, passed
+  in as an AbstentionRule), and accuracy_non_abstained on the others;
+- alignment_accuracy: top-1 retrieval of the note's own English note among the teacher's
+  embeddings of every English test note (own_note_recall_at_10: within the top 10): how
+  exactly the student lands on the teacher's embedding of the same content.
+
+`baseline` repeats the embedding metrics for the baseline pipeline. quantum_retention (top
+level) is the quantum-head student's mean alignment_accuracy over the student languages
+divided by the classical student's (the issue's "share of alignment accuracy it keeps"),
+when a quantum-head student is given; None otherwise.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from core.data.cohort import load_cases
+from core.data.lexicon import Lexicon, default_lexicon
+from core.data.schema import (
+    CANCER_TYPES,
+    DRIVER_GENES,
+    RARE_CANCER_TYPE,
+    STUDENT_LANGUAGES,
+    TEACHER_LANGUAGE,
+    Case,
+)
+from core.errors import CohortError, InputError
+from core.eval import metrics
+from core.eval.metrics import AbstentionRule
+from core.eval.probe import GeneProbe, ProbeConfig, fit_gene_probe
+from core.train import common
+from core.train.distill import DistilledStudent, load_distilled, reserved_template_ids
+from core.train.teacher import MINILM_DIST, load_embeddings, load_teacher
+
+Progress = Callable[[str], None]
+ANCHOR_MODALITIES: tuple[str, ...] = ("slide", "genomic")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What the evaluation measures and on how much of the test split."""
+
+    abstention: AbstentionRule  # `cmkd classify`'s rule (the CLI passes classify's values)
+    k: int = 10  # recall@k
+    ece_bins: int = 15  # equal-width confidence bins of the ECE
+    limit: int = 0  # test cases whose notes are queries, a seeded sample; 0 = all
+    batch_size: int = 64  # texts per inference batch
+    probe: ProbeConfig = field(default_factory=ProbeConfig)  # the driver-gene probe
+    seed: int = 0  # seeds the sample of `limit` cases
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.ece_bins < 1 or self.batch_size < 1 or self.limit < 0:
+            raise InputError("k, ece_bins and batch_size must be >= 1 and limit >= 0")
+
+
+@dataclass(frozen=True)
+class TestNotes:
+    """The evaluated notes: the same (case, kind) pairs in every language."""
+
+    texts: dict[str, list[str]]  # language -> texts, aligned across languages
+    rows: Tensor  # (N,) teacher row of each note's case
+    kinds: Tensor  # (N,) note-kind index (teacher's note_kinds)
+    truth: Tensor  # (N,) true cancer type index
+    drivers: Tensor  # (N, len(DRIVER_GENES)) bool, the case's driver genes
+    own_note: Tensor  # (N,) row of the note's English teacher embedding in `note_gallery`
+    note_gallery: Tensor  # (M, D) teacher embeddings of every English test note
+    n_cases: int
+
+
+@dataclass(frozen=True)
+class TeacherSide:
+    """What the evaluation reads from the teacher run."""
+
+    tensors: dict[str, Tensor]
+    case_index: dict[str, int]
+    note_kinds: tuple[str, ...]
+    modalities: tuple[str, ...]
+    text_max_length: int
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every language's report reads."""
+
+    teacher: TeacherSide
+    galleries: dict[str, Tensor]  # modality -> teacher rows of the test cases that have it
+    probe: GeneProbe
+    lexicon: Lexicon
+
+
+def training_template_ids(config: dict[str, Any], cases: Sequence[Case]) -> frozenset[str]:
+    """Template ids of the student's training notes: recorded in its config.json by `distill`
+    (train_template_ids), or, for students written before that, every template of a
+    train-split note of `cases` in the student's languages (what `training_notes` reads)."""
+    recorded = config.get("train_template_ids")
+    if recorded is not None:
+        return frozenset(recorded)
+    langs = set(config.get("languages", ()))
+    return frozenset(
+        n.template_id for c in cases if c.split == "train" for n in c.notes if n.lang in langs
+    )
+
+
+def check_held_out(trained: frozenset[str], held_out: frozenset[str]) -> None:
+    """CohortError when a held-out (test) template id is among the trained ones."""
+    leaked = sorted(trained & held_out)
+    if leaked:
+        shown = ", ".join(leaked[:5]) + (f" and {len(leaked) - 5} more" if len(leaked) > 5 else "")
+        raise CohortError(
+            f"evaluation refused: the student trained on {len(leaked)} test template(s) "
+            f"({shown}); its scores would measure memory, not generalisation. Retrain it on a "
+            "cohort whose training notes use training templates only"
+        )
+
+
+def _load_teacher_side(teacher_dir: Path) -> TeacherSide:
+    tensors, meta = load_embeddings(teacher_dir)
+    needed = {"notes", "note_present", "present", "slide", "genomic", "note_logits"}
+    if not needed <= set(tensors) or "case_ids" not in meta:
+        raise InputError(f"{teacher_dir}: teacher embeddings lack {sorted(needed - set(tensors))}")
+    config = json.loads((teacher_dir / "config.json").read_text(encoding="utf-8"))
+    return TeacherSide(
+        tensors={k: v.float() if k not in ("present", "note_present") else v.bool()
+                 for k, v in tensors.items()},
+        case_index={cid: i for i, cid in enumerate(meta["case_ids"])},
+        note_kinds=tuple(meta["note_kinds"]),
+        modalities=tuple(meta["modalities"]),
+        text_max_length=int(config.get("train", {}).get("text_max_length", 128)),
+    )  # fmt: skip
+
+
+def _drivers(case: Case) -> list[bool]:
+    return [g in case.drivers for g in DRIVER_GENES]
+
+
+def select_test_notes(
+    cases: Sequence[Case],
+    teacher: TeacherSide,
+    langs: Sequence[str],
+    held_out: frozenset[str],
+    limit: int,
+    seed: int,
+) -> TestNotes:
+    """Notes of test-split cases from held-out templates, in every language of `langs` for
+    the same (case, kind); the note gallery holds every English test note the teacher
+    embedded. `limit` > 0 samples that many cases (seeded)."""
+    test = sorted(
+        (c for c in cases if c.split == "test" and c.case_id in teacher.case_index),
+        key=lambda c: c.case_id,
+    )
+    notes, present = teacher.tensors["notes"], teacher.tensors["note_present"]
+    gallery_pos: dict[tuple[int, int], int] = {}
+    for case in test:
+        row = teacher.case_index[case.case_id]
+        for k in range(len(teacher.note_kinds)):
+            if present[row, k]:
+                gallery_pos[(row, k)] = len(gallery_pos)
+    if limit:
+        rng = np.random.default_rng([seed, 11])
+        keep = sorted(rng.choice(len(test), min(limit, len(test)), replace=False))
+        test = [test[i] for i in keep]
+    picked: list[tuple[Case, int, int, list[str]]] = []
+    for case in test:
+        row = teacher.case_index[case.case_id]
+        for k, kind in enumerate(teacher.note_kinds):
+            found = [case.note(lang, kind) for lang in langs]
+            texts = [n.text for n in found if n and n.text.strip() and n.template_id in held_out]
+            if (row, k) in gallery_pos and len(texts) == len(langs):
+                picked.append((case, row, k, texts))
+    if not picked:
+        raise CohortError(
+            "no test notes to evaluate: the cohort has no test-split case with notes from "
+            f"held-out templates in {', '.join(langs)}"
+        )
+    gallery_keys = list(gallery_pos)
+    return TestNotes(
+        texts={lang: [p[3][j] for p in picked] for j, lang in enumerate(langs)},
+        rows=torch.tensor([p[1] for p in picked]),
+        kinds=torch.tensor([p[2] for p in picked]),
+        truth=torch.tensor([CANCER_TYPES.index(p[0].cancer_type) for p in picked]),
+        drivers=torch.tensor([_drivers(p[0]) for p in picked], dtype=torch.bool),
+        own_note=torch.tensor([gallery_pos[(p[1], p[2])] for p in picked]),
+        note_gallery=torch.stack([notes[r, k] for r, k in gallery_keys]),
+        n_cases=len({p[0].case_id for p in picked}),
+    )
+
+
+def fit_probe(cases: Sequence[Case], teacher: TeacherSide, cfg: ProbeConfig) -> GeneProbe:
+    """The driver-gene probe on English teacher note embeddings: train cases to fit, val
+    cases to pick the threshold."""
+
+    def split(name: str) -> tuple[Tensor, Tensor]:
+        xs, ys = [], []
+        present = teacher.tensors["note_present"]
+        for case in cases:
+            row = teacher.case_index.get(case.case_id)
+            if case.split != name or row is None:
+                continue
+            for k in range(len(teacher.note_kinds)):
+                if present[row, k]:
+                    xs.append(teacher.tensors["notes"][row, k])
+                    ys.append(_drivers(case))
+        dim = teacher.tensors["notes"].shape[-1]
+        if not xs:
+            return torch.empty(0, dim), torch.empty(0, len(DRIVER_GENES), dtype=torch.bool)
+        return torch.stack(xs), torch.tensor(ys, dtype=torch.bool)
+
+    train_x, train_y = split("train")
+    if len(train_x) == 0:
+        raise CohortError("no training-split notes the teacher embedded: cannot fit the probe")
+    return fit_gene_probe(train_x, train_y, *split("val"), cfg)
+
+
+def _anchor_galleries(teacher: TeacherSide, test_rows: Sequence[int]) -> dict[str, Tensor]:
+    """Modality -> teacher rows (of `test_rows`) that have the modality."""
+    present = teacher.tensors["present"]
+    return {
+        m: torch.tensor([r for r in test_rows if present[r, teacher.modalities.index(m)]])
+        for m in ANCHOR_MODALITIES
+    }
+
+
+def embedding_metrics(
+    emb: Tensor, notes: TestNotes, shared: _Shared, k: int
+) -> dict[str, float | None]:
+    """Retrieval, alteration and alignment metrics of note embeddings emb (N, D)."""
+    out: dict[str, float | None] = {}
+    for m, rows in shared.galleries.items():
+        position = {int(r): i for i, r in enumerate(rows)}
+        has = torch.tensor([int(r) in position for r in notes.rows], dtype=torch.bool)
+        targets = torch.tensor([position[int(r)] for r in notes.rows[has]], dtype=torch.long)
+        out[f"recall_at_{k}_{m}"] = (
+            metrics.recall_at_k(emb[has], shared.teacher.tensors[m][rows], targets, k)
+            if len(rows)
+            else None
+        )
+    parts = [out[f"recall_at_{k}_{m}"] for m in shared.galleries]
+    out[f"recall_at_{k}"] = None if None in parts else float(np.mean(parts))
+    out["alteration_f1"] = metrics.micro_f1(shared.probe.predict(emb), notes.drivers)
+    out["alignment_accuracy"] = metrics.recall_at_k(emb, notes.note_gallery, notes.own_note, 1)
+    out[f"own_note_recall_at_{k}"] = metrics.recall_at_k(emb, notes.note_gallery, notes.own_note, k)
+    return out
+
+
+def classification_metrics(
+    logits: Tensor,
+    truth: Tensor,
+    categories: Sequence[Sequence[str]],
+    rule: AbstentionRule,
+    ece_bins: int,
+) -> dict[str, Any]:
+    """Accuracy, rare-class accuracy, ECE and abstention of logits (N, C); categories: the
+    lexicon categories found in each note."""
+    probs = torch.softmax(logits.float(), dim=-1)
+    pred = probs.argmax(1)
+    rare = truth == CANCER_TYPES.index(RARE_CANCER_TYPE)
+    abstained = torch.tensor(
+        [rule.abstains(float(p), c) for p, c in zip(probs.max(1).values, categories, strict=True)],
+        dtype=torch.bool,
+    )
+    return {
+        "accuracy": metrics.accuracy(pred, truth),
+        "sarc_accuracy": metrics.accuracy(pred[rare], truth[rare]),
+        "sarc_notes": int(rare.sum()),
+        "ece": metrics.expected_calibration_error(probs, truth, ece_bins),
+        "abstention_rate": float(abstained.float().mean()) if len(truth) else None,
+        "accuracy_non_abstained": metrics.accuracy(pred[~abstained], truth[~abstained]),
+        "reliability": [
+            vars(b) for b in metrics.reliability_bins(probs, truth, ece_bins) if b.count
+        ],
+    }
+
+
+def _lexicon_reads(
+    texts: Sequence[str], lang: str, lexicon: Lexicon
+) -> tuple[list[list[str]], Tensor]:
+    """Per text: the categories of the entities found, and the driver genes named (N, G)."""
+    gene_index = {f"GENE:{g}": i for i, g in enumerate(DRIVER_GENES)}
+    categories, named = [], torch.zeros(len(texts), len(DRIVER_GENES), dtype=torch.bool)
+    for i, text in enumerate(texts):
+        found = lexicon.match(text, lang)
+        categories.append([lexicon.concept(m.concept_id).category for m in found])
+        for m in found:
+            if m.concept_id in gene_index:
+                named[i, gene_index[m.concept_id]] = True
+    return categories, named
+
+
+class BaselinePipeline:
+    """The teacher's English text pipeline on any text: frozen MiniLM (embeddings cached by
+    text under `cache_dir` when given), the teacher's text head and classifier."""
+
+    def __init__(self, teacher_dir: Path, max_length: int, cache_dir: Path | None) -> None:
+        self.teacher, _ = load_teacher(teacher_dir)
+        self.max_length = max_length
+        self.cache_dir = cache_dir
+        self._minilm: torch.nn.Module | None = None
+
+    def _encoder(self) -> torch.nn.Module:
+        from core.models.text import TeacherTextEncoder
+
+        if self._minilm is None:
+            self._minilm = TeacherTextEncoder()
+        return self._minilm
+
+    def _minilm_embeddings(self, texts: Sequence[str], batch_size: int) -> Tensor:
+        if self.cache_dir is None:
+            return self._encoder().encode(list(texts), batch_size, self.max_length).float()
+        version = importlib.metadata.version(MINILM_DIST)
+        return common.embed_texts_cached(
+            texts,
+            self.cache_dir / f"minilm-{version}-len{self.max_length}.safetensors",
+            self._encoder,
+            batch_size,
+            self.max_length,
+        )
+
+    @torch.no_grad()
+    def predict(self, texts: Sequence[str], batch_size: int) -> tuple[Tensor, Tensor]:
+        """Shared-space embeddings (N, D) and logits (N, C)."""
+        self.teacher.eval()
+        emb = self.teacher.embed_text(self._minilm_embeddings(texts, batch_size)).float()
+        return emb, self.teacher.classify(emb).float()
+
+
+def _language_report(
+    lang: str,
+    student: tuple[Tensor, Tensor],
+    baseline: tuple[Tensor, Tensor],
+    notes: TestNotes,
+    shared: _Shared,
+    cfg: EvalConfig,
+) -> dict[str, Any]:
+    categories, named = _lexicon_reads(notes.texts[lang], lang, shared.lexicon)
+    cls = classification_metrics(student[1], notes.truth, categories, cfg.abstention, cfg.ece_bins)
+    base_cls = classification_metrics(
+        baseline[1], notes.truth, categories, cfg.abstention, cfg.ece_bins
+    )
+    report: dict[str, Any] = {
+        "n_notes": len(notes.truth),
+        "zero_shot_accuracy": cls.pop("accuracy"),
+        "baseline_accuracy": base_cls.pop("accuracy"),
+        **embedding_metrics(student[0], notes, shared, cfg.k),
+        "alteration_f1_lexicon": metrics.micro_f1(named, notes.drivers),
+        **cls,
+    }
+    base_cls.pop("reliability")
+    report["baseline"] = {
+        **embedding_metrics(baseline[0], notes, shared, cfg.k),
+        **base_cls,
+    }
+    return report
+
+
+def evaluate(
+    cohort_dir: Path,
+    teacher_dir: Path,
+    student_dir: Path,
+    cfg: EvalConfig,
+    *,
+    quantum_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """The report described in the module docstring, as a JSON-ready dict.
+
+    Raises InputError for a missing or broken model and CohortError when the test data
+    leaked into the student's training data or there is none to evaluate."""
+    say = progress or (lambda _msg: None)
+    cohort_dir, teacher_dir, student_dir = Path(cohort_dir), Path(teacher_dir), Path(student_dir)
+    say("loading the cohort, the teacher and the student")
+    student = load_distilled(student_dir)
+    # Language-pack languages have no cohort notes, so nothing of theirs can be scored here.
+    langs = [lang for lang in student.config["languages"] if lang in STUDENT_LANGUAGES]
+    all_langs = [*langs, TEACHER_LANGUAGE]
+    cases = load_cases(cohort_dir)
+    teacher = _load_teacher_side(teacher_dir)
+    held_out = reserved_template_ids(all_langs)
+    check_held_out(training_template_ids(student.config, cases), held_out)
+    notes = select_test_notes(cases, teacher, all_langs, held_out, cfg.limit, cfg.seed)
+    test_rows = sorted({teacher.case_index[c.case_id] for c in cases if c.split == "test"
+                        and c.case_id in teacher.case_index})  # fmt: skip
+    say(f"fitting the driver-gene probe; {len(notes.truth)} test notes per language")
+    shared = _Shared(
+        teacher,
+        _anchor_galleries(teacher, test_rows),
+        fit_probe(cases, teacher, cfg.probe),
+        default_lexicon(),
+    )
+    baseline = BaselinePipeline(teacher_dir, teacher.text_max_length, cache_dir)
+    reports: dict[str, dict[str, Any]] = {}
+    student_emb: dict[str, Tensor] = {}
+    for lang in all_langs:
+        say(f"{lang}: student")
+        out = student.predict(notes.texts[lang], lang, cfg.batch_size)
+        student_emb[lang] = out[0]
+        if lang == TEACHER_LANGUAGE:  # the baseline on English is the teacher itself
+            base = (teacher.tensors["notes"][notes.rows, notes.kinds],
+                    teacher.tensors["note_logits"][notes.rows, notes.kinds])  # fmt: skip
+        else:
+            say(f"{lang}: baseline (MiniLM + the teacher's text head)")
+            base = baseline.predict(notes.texts[lang], cfg.batch_size)
+        reports[lang] = _language_report(lang, out, base, notes, shared, cfg)
+    quantum = _quantum_retention(quantum_dir, reports, notes, langs, cfg, say)
+    return {
+        "student": str(student_dir),
+        "student_version": student.config.get("version", ""),
+        "student_head": student.config.get("head", ""),
+        "teacher": str(teacher_dir),
+        "cohort": str(cohort_dir),
+        "split": "test",
+        "templates": "held-out (test) templates only",
+        "n_test_cases": notes.n_cases,
+        "n_notes_per_language": len(notes.truth),
+        "k": cfg.k,
+        "languages": {lang: reports[lang] for lang in langs},
+        "english_reference": reports[TEACHER_LANGUAGE],
+        "ceilings": _ceilings(cases, teacher, notes, test_rows, shared.probe, cfg.k),
+        "quantum_retention": quantum.pop("retention"),
+        "quantum": quantum,
+    }
+
+
+def _quantum_retention(
+    quantum_dir: Path | None,
+    reports: dict[str, dict[str, Any]],
+    notes: TestNotes,
+    langs: Sequence[str],
+    cfg: EvalConfig,
+    say: Progress,
+) -> dict[str, Any]:
+    classical = float(np.mean([reports[lang]["alignment_accuracy"] for lang in langs]))
+    out: dict[str, Any] = {"retention": None, "classical_alignment_accuracy": classical}
+    if quantum_dir is None:
+        out["note"] = "no quantum-head student given (--quantum-student)"
+        return out
+    say("quantum-head student")
+    qstudent: DistilledStudent = load_distilled(quantum_dir)
+    if qstudent.config.get("head") != "quantum":
+        raise InputError(f"{quantum_dir}: not a quantum-head student (head is "
+                         f"{qstudent.config.get('head')!r})")  # fmt: skip
+    per_lang = {}
+    for lang in langs:
+        emb, _ = qstudent.predict(notes.texts[lang], lang, cfg.batch_size)
+        per_lang[lang] = metrics.recall_at_k(emb, notes.note_gallery, notes.own_note, 1)
+    quantum = float(np.mean(list(per_lang.values())))
+    out.update(
+        retention=quantum / classical if classical > 0 else None,
+        quantum_student=str(quantum_dir),
+        quantum_alignment_accuracy=quantum,
+        quantum_alignment_accuracy_by_language=per_lang,
+        compression=f"{qstudent.model.head.in_dim} dimensions -> {qstudent.model.head.n_qubits} "
+        "qubits",
+    )
+    return out
+
+
+def _ceilings(
+    cases: Sequence[Case],
+    teacher: TeacherSide,
+    notes: TestNotes,
+    test_rows: Sequence[int],
+    probe: GeneProbe,
+    k: int,
+) -> dict[str, float | None]:
+    """What the data and the teacher allow: recall@k to slides of a perfect model that can
+    only see type, subtype and grade (what tiles are rendered from), and the driver-gene
+    probe on the teacher's own English test notes."""
+    by_row = {teacher.case_index[c.case_id]: c for c in cases if c.case_id in teacher.case_index}
+    slide = teacher.tensors["present"][:, teacher.modalities.index("slide")]
+
+    def group(row: int) -> tuple[str, str, int]:
+        c = by_row[row]
+        return c.cancer_type, c.subtype, c.grade
+
+    queries = [group(int(r)) for r in notes.rows if slide[r]]
+    english = teacher.tensors["notes"][notes.rows, notes.kinds]
+    return {
+        f"slide_recall_at_{k}_type_subtype_grade": metrics.group_recall_ceiling(
+            queries, [group(r) for r in test_rows if slide[r]], k
+        ),
+        "probe_alteration_f1_teacher_english": metrics.micro_f1(
+            probe.predict(english), notes.drivers
+        ),
+        "probe_threshold": probe.threshold,
+    }
