@@ -751,6 +751,7 @@ class _World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    launcher_pid: int = 0  # torchrun's agent, the parent of every rank (0: not distributed)
 
     @property
     def is_main(self) -> bool:
@@ -760,8 +761,15 @@ class _World:
     def current(cls) -> _World:
         if dist.is_available() and dist.is_initialized():
             local = int(os.environ.get("LOCAL_RANK", dist.get_rank()))
-            return cls(dist.get_rank(), dist.get_world_size(), local)
+            return cls(dist.get_rank(), dist.get_world_size(), local, os.getppid())
         return cls()
+
+    def check_launcher(self) -> None:
+        """Stop when torchrun's agent is gone: ranks run in sessions of their own, so a
+        SIGKILL of the job's process group leaves them orphaned, and an orphan that trained on
+        would later save over a run the job's owner already saw fail."""
+        if self.launcher_pid and os.getppid() != self.launcher_pid:
+            raise CmkdError(f"rank {self.rank}: the torchrun launcher died; abandoning the run")
 
 
 def _broadcast_bytes(data: bytes | None, world: _World, device: torch.device) -> bytes:
@@ -1301,6 +1309,7 @@ def _train(
             ddp.train()
             with watch.stage("train"):
                 for batch in loader:
+                    world.check_launcher()
                     used, stopped = budget.check()
                     if stopped:
                         break

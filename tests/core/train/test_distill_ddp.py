@@ -36,3 +36,17 @@ def test_two_gloo_processes_end_with_identical_weights(tmp_path: Path) -> None:
     assert [e["step"] for e in events if "loss" in e] == [1, 2, 3, 4]  # relayed from rank 0
     z, _ = load_distilled(out).predict(["carcinoma ductal invasivo"], "pt")
     assert z.shape[0] == 1
+
+
+def test_a_rank_stops_when_its_torchrun_launcher_is_gone() -> None:
+    # Ranks run in their own sessions: when a job's process group is SIGKILLed they outlive
+    # torchrun and are re-parented; they must notice and stop, not save later.
+    import os
+
+    from core.errors import CmkdError
+    from core.train.distill import _World
+
+    _World(rank=1, size=2, launcher_pid=os.getppid()).check_launcher()  # launcher alive
+    _World().check_launcher()  # not distributed: nothing to check
+    with pytest.raises(CmkdError, match="launcher died"):
+        _World(rank=1, size=2, launcher_pid=os.getppid() + 1).check_launcher()
