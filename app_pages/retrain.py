@@ -227,7 +227,8 @@ def _job_detail(
         st.error(t("retrain.failed", error=job.error))
     if not job.done and st.button(t("retrain.cancel"), key="retrain.cancel"):
         service.cancel(user, job.id)
-        st.rerun(scope="fragment")
+        # App scope: a fragment-scoped rerun raises when the click arrives in a full run.
+        st.rerun()
     if progress.losses:
         left, right = st.columns(2)
         with left:

@@ -3,6 +3,7 @@ finish with the comparison, promote it and roll back; add a language from two up
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,25 @@ def test_add_a_language_from_uploads_then_pick_it(built_workspace: Path) -> None
     assert "it · Italiano" in options  # AppTest lists the formatted labels
     installed = JobService(Workspace(built_workspace)).languages(User("a", "admin"))
     assert installed["it"].name == "Italiano"
+
+
+def test_a_new_session_reattaches_to_a_running_job_and_cancels_it(built_workspace: Path) -> None:
+    # A browser reload or an app restart is a new session: the job lives in the store and
+    # its folder, so the page finds it running and can still cancel it.
+    from workbench.jobs import JobRequest
+
+    ws = Workspace(built_workspace)
+    admin = User("tester", "admin")
+    endless = JobRequest(profile="tiny", languages=("pt",), epochs=100_000, max_minutes=3.0)
+    job_id = JobService(ws).submit(admin, endless)
+    service = JobService(ws)  # as after a restart: nothing in memory
+    deadline = time.monotonic() + TIMEOUT_S
+    while service.job(admin, job_id).state != "running":
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.1)
+    at = page("admin")
+    assert at.selectbox(key="retrain.job").value == job_id
+    at.button(key="retrain.cancel").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert service.wait(admin, job_id, TIMEOUT_S).state == "cancelled"
