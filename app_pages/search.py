@@ -34,6 +34,9 @@ from workbench.workspace import Workspace
 RESULT_KEY = "search.result"  # the SearchResult shown
 LIKE_KEY = "search.like"  # case id whose "more like this" was asked for
 REVIEWED_KEY = "search.reviewed"  # {(query_id, row): verdict} recorded in this session
+# The one card whose review form is open: a form on each of 30 cards made every search page
+# run create ~120 more widgets, the largest share of its CPU time (see benchmarks/load.py).
+REVIEWING_KEY = "search.reviewing"
 SLIDES_PAGE = "app_pages/slides.py"
 AUTO = "auto"
 THUMB_PX = 160
@@ -143,6 +146,13 @@ def _review_buttons(
     if not user.can("review"):
         return
     scope = f"{hit.query_id}.{hit.row}"
+    if st.session_state.get(REVIEWING_KEY) != (hit.query_id, hit.row):
+        if st.button(
+            t("search.review"), key=f"search.review.{scope}", icon=":material/rate_review:"
+        ):
+            st.session_state[REVIEWING_KEY] = (hit.query_id, hit.row)
+            st.rerun()
+        return
     comment = st.text_input(t("search.comment"), key=f"search.comment.{scope}",
                             max_chars=1000, label_visibility="collapsed",
                             placeholder=t("search.comment"))  # fmt: skip
@@ -155,6 +165,7 @@ def _review_buttons(
                 user, hit.query_id, hit.row, verdict, comment, query_text=result.query
             )
             reviewed[(hit.query_id, hit.row)] = verdict
+            st.session_state.pop(REVIEWING_KEY, None)
             st.rerun()
 
 

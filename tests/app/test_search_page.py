@@ -47,7 +47,9 @@ def test_search_review_and_more_like_this(built_workspace: Path) -> None:
     hit = result.groups["note"][0]
     if hit.highlights:
         assert ":orange-background[" in markdown
-    # A review from the page lands in the store and leaves the queue.
+    # A review from the page lands in the store and leaves the queue; the form opens on demand.
+    assert not [b for b in at.button if b.key.startswith("search.verdict.")]
+    at = run(at.button(key=f"search.review.{hit.query_id}.{hit.row}").click())
     at = run(at.button(key=f"search.verdict.{hit.query_id}.{hit.row}.relevant").click())
     store = ReviewService(Store(built_workspace / "store.sqlite"))
     assert [(r.row, r.verdict) for r in store.reviews(ONCOLOGIST)] == [(hit.row, "relevant")]
@@ -81,4 +83,6 @@ def test_bad_query_and_roles(built_workspace: Path) -> None:
     assert nurse.warning[0].value == en["search.not_allowed"].format(role="nurse")
     counsellor = search(page(User("gus", "genetic_counsellor")), "câncer de mama HER2")
     assert counsellor.session_state["search.result"].hits
-    assert not [b for b in counsellor.button if b.key.startswith("search.verdict.")]
+    assert not [
+        b for b in counsellor.button if b.key.startswith(("search.verdict.", "search.review."))
+    ]

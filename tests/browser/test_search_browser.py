@@ -58,7 +58,8 @@ def test_search_in_portuguese_review_and_open_a_slide(
         page.get_by_text(pt["search.lang_detected"].format(language="Português"))
     ).to_be_visible()
 
-    # Review the first slide match (the slide tab is the first tab).
+    # Review the first slide match (the slide tab is the first tab): open its form, then judge.
+    page.get_by_role("button", name=pt["search.review"], exact=True).first.click()
     page.get_by_role("button", name=pt["search.verdict.relevant"], exact=True).first.click()
     expect(page.get_by_text(pt["search.reviewed_as"].format(
         verdict=pt["search.verdict.relevant"]))).to_be_visible()  # fmt: skip
