@@ -25,10 +25,9 @@ from typing import Any
 import numpy as np
 
 from core.eval.evaluate import EvalConfig, evaluate
-from core.eval.metrics import AbstentionRule
+from core.eval.metrics import CLASSIFY_ABSTENTION
 from core.io import write_atomic
 from core.train.distill import CONFIG_FILE, DistillConfig, distill
-from workbench.commands.classify import ABSTAIN_BELOW, ONCOLOGY_CATEGORIES
 
 EVAL_FILE = "eval.json"
 STEPS = 100  # optimisation steps per variant (the demo student runs 200)
@@ -104,7 +103,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     """Evaluate every trained variant not evaluated yet, in the order they become ready;
     with --wait, poll until the training sweep has written each of them."""
     ws = Path(args.workspace)
-    cfg = EvalConfig(AbstentionRule(ABSTAIN_BELOW, ONCOLOGY_CATEGORIES), limit=args.limit)
+    cfg = EvalConfig(CLASSIFY_ABSTENTION, limit=args.limit)
     pending = [
         n for n in args.variants or VARIANTS if not (Path(args.out) / n / EVAL_FILE).is_file()
     ]

@@ -73,7 +73,7 @@ ANCHOR_MODALITIES: tuple[str, ...] = ("slide", "genomic")
 class EvalConfig:
     """What the evaluation measures and on how much of the test split."""
 
-    abstention: AbstentionRule  # `cmkd classify`'s rule (the CLI passes classify's values)
+    abstention: AbstentionRule  # `cmkd classify`'s rule: metrics.CLASSIFY_ABSTENTION
     k: int = 10  # recall@k
     ece_bins: int = 15  # equal-width confidence bins of the ECE
     limit: int = 0  # test cases whose notes are queries, a seeded sample; 0 = all

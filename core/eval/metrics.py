@@ -110,14 +110,30 @@ def group_recall_ceiling(
 
 @dataclass(frozen=True)
 class AbstentionRule:
-    """`cmkd classify`'s abstention rule (workbench/commands/classify.py supplies the values):
-    abstain when no entity of an oncology category is found in the text, or when the top
-    probability is below `below`."""
+    """When the student says it is unsure: no entity of an oncology category is found in the
+    text, or the top probability is below `below`. `cmkd classify`, search and the
+    evaluation all use CLASSIFY_ABSTENTION."""
 
     below: float
     oncology_categories: frozenset[str]
 
+    def reason(self, top_probability: float, categories: Iterable[str]) -> str:
+        """Why the model abstains, or "" when it answers. categories: the lexicon categories
+        of the entities found in the text."""
+        if not any(c in self.oncology_categories for c in categories):
+            return (
+                "no tumour type, morphology, gene or biomarker found: "
+                "the text may not be about cancer"
+            )
+        if top_probability < self.below:
+            return f"unsure: top probability {top_probability:.2f} is below {self.below}"
+        return ""
+
     def abstains(self, top_probability: float, categories: Iterable[str]) -> bool:
-        """categories: the lexicon categories of the entities found in the text."""
-        on_topic = any(c in self.oncology_categories for c in categories)
-        return not on_topic or top_probability < self.below
+        return bool(self.reason(top_probability, categories))
+
+
+# Entity categories that show a text is about a tumour at all; below 0.5 the model is unsure.
+CLASSIFY_ABSTENTION = AbstentionRule(
+    0.5, frozenset({"cancer_type", "subtype", "morphology", "gene", "biomarker"})
+)

@@ -18,13 +18,10 @@ from typing import Any
 
 from core.data.schema import CANCER_TYPES, LANGUAGES
 from core.errors import InputError
+from core.eval.metrics import CLASSIFY_ABSTENTION
 from workbench.commands.train import STUDENT_RUN, TEACHER_RUN
 from workbench.registry import production_version
 from workbench.workspace import Workspace
-
-ABSTAIN_BELOW = 0.5  # top probability under which the model says it is unsure
-# Entity categories that show a text is about a tumour at all.
-ONCOLOGY_CATEGORIES = frozenset({"cancer_type", "subtype", "morphology", "gene", "biomarker"})
 
 
 def _texts(arg: str) -> Iterator[tuple[str, str]]:
@@ -73,13 +70,7 @@ def classify_text(text: str, lang: str, student, lexicon) -> dict[str, Any]:
          "term": lexicon.concept(m.concept_id).preferred(lang)}
         for m in lexicon.match(text, lang)
     ]  # fmt: skip
-    reason = ""
-    if not any(e["category"] in ONCOLOGY_CATEGORIES for e in entities):
-        reason = (
-            "no tumour type, morphology, gene or biomarker found: the text may not be about cancer"
-        )
-    elif probs[best] < ABSTAIN_BELOW:
-        reason = f"unsure: top probability {probs[best]:.2f} is below {ABSTAIN_BELOW}"
+    reason = CLASSIFY_ABSTENTION.reason(probs[best], (e["category"] for e in entities))
     return {
         "lang": lang,
         "label": CANCER_TYPES[best],

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from workbench.commands.classify import ABSTAIN_BELOW, ONCOLOGY_CATEGORIES
 from workbench.commands.train import STUDENT_RUN, TEACHER_RUN
 from workbench.workspace import Workspace
 
@@ -61,7 +60,7 @@ def _print_text(report: dict[str, Any]) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.errors import InputError
     from core.eval.evaluate import EvalConfig, evaluate
-    from core.eval.metrics import AbstentionRule
+    from core.eval.metrics import CLASSIFY_ABSTENTION
 
     ws = Workspace.from_env()
     student = Path(args.student) if args.student else ws.models_dir / STUDENT_RUN
@@ -72,7 +71,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise InputError(f"{quantum}: no such quantum-head student")
     if args.limit < 0:
         raise InputError(f"--limit must be >= 0, got {args.limit}")
-    cfg = EvalConfig(AbstentionRule(ABSTAIN_BELOW, ONCOLOGY_CATEGORIES), limit=args.limit)
+    cfg = EvalConfig(CLASSIFY_ABSTENTION, limit=args.limit)
     report = evaluate(
         cohort, teacher, student, cfg,
         quantum_dir=quantum if quantum.is_dir() else None,
