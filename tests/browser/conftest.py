@@ -91,6 +91,22 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
+@pytest.fixture()
+def open_app(chromium: Any) -> Callable[..., Any]:
+    """`open_app(url, timeout_ms, height=1100, **page_options) -> page`: a new 1400-px-wide
+    page whose Playwright actions wait up to `timeout_ms`, on `url`, once the app has
+    rendered."""
+
+    def run(url: str, timeout_ms: int, height: int = 1100, **page_options: Any) -> Any:
+        page = chromium.new_page(viewport={"width": 1400, "height": height}, **page_options)
+        page.set_default_timeout(timeout_ms)
+        page.goto(url)
+        page.wait_for_selector('[data-testid="stApp"]')
+        return page
+
+    return run
+
+
 BROWSER_PASSWORD = "browser test passphrase"  # the password make_account gives every account
 
 

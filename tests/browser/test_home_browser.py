@@ -25,14 +25,11 @@ def app_url(streamlit_server, tiny_workspace: Path, make_account) -> str:
     return streamlit_server("streamlit_app.py", tiny_workspace)
 
 
-def test_home_page_switches_to_portuguese(chromium, app_url: str, sign_in) -> None:
+def test_home_page_switches_to_portuguese(open_app, app_url: str, sign_in) -> None:
     from playwright.sync_api import expect
 
     en, pt = catalog("en"), catalog("pt")
-    page = chromium.new_page(viewport={"width": 1400, "height": 1100})
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    page.goto(app_url)
-    page.wait_for_selector('[data-testid="stApp"]')
+    page = open_app(app_url, UI_TIMEOUT_MS)
     sign_in(page, "olga")
     expect(page.get_by_role("heading", name=en["home.title"], level=1)).to_be_visible()
     expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()

@@ -27,15 +27,12 @@ def app_url(streamlit_server, built_workspace: Path, make_account) -> str:
     return streamlit_server(SHELL, built_workspace)
 
 
-def test_start_a_tiny_retraining_and_watch_it_finish(chromium, app_url: str, sign_in) -> None:
+def test_start_a_tiny_retraining_and_watch_it_finish(open_app, app_url: str, sign_in) -> None:
     from playwright.sync_api import expect
 
     expect.set_options(timeout=UI_TIMEOUT_MS)  # expect's own default is 5 s
     en = catalog("en")
-    page = chromium.new_page(viewport={"width": 1400, "height": 1400})
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    page.goto(app_url)
-    page.wait_for_selector('[data-testid="stApp"]')
+    page = open_app(app_url, UI_TIMEOUT_MS, height=1400)
     sign_in(page, "ada")
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=en["nav.retrain"]).click()
     expect(page.get_by_role("heading", name=en["retrain.title"], level=1)).to_be_visible()

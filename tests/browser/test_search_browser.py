@@ -30,15 +30,12 @@ def app_url(streamlit_server, built_workspace: Path, make_account) -> str:
 
 
 def test_search_in_portuguese_review_and_open_a_slide(
-    chromium, app_url: str, sign_in, built_workspace: Path
+    open_app, app_url: str, sign_in, built_workspace: Path
 ) -> None:
     from playwright.sync_api import expect
 
     pt = catalog("pt")
-    page = chromium.new_page(viewport={"width": 1400, "height": 1200})
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    page.goto(app_url)
-    page.wait_for_selector('[data-testid="stApp"]')
+    page = open_app(app_url, UI_TIMEOUT_MS, height=1200)
     sign_in(page, "olga")
     nav = page.get_by_test_id("stSidebarNav")
     link = nav.get_by_role("link", name=catalog("en")["nav.search"])

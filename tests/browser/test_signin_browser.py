@@ -33,17 +33,13 @@ def nav_paths(page) -> set[str]:
     return {urlparse(href).path.strip("/") for href in hrefs}
 
 
-def test_a_nurse_cannot_reach_retraining(chromium, app_url: str, sign_in) -> None:
+def test_a_nurse_cannot_reach_retraining(open_app, app_url: str, sign_in) -> None:
     from playwright.sync_api import expect
 
     en = catalog("en")
     retrain_title = en.get("retrain.title", "Retrain")
-    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(UI_TIMEOUT_MS)
-
     # A deep link before sign-in lands on the sign-in page, not on retraining.
-    page.goto(f"{app_url}/retrain")
-    page.wait_for_selector('[data-testid="stApp"]')
+    page = open_app(f"{app_url}/retrain", UI_TIMEOUT_MS, height=1000)
     expect(page.get_by_role("heading", name=en["auth.title"], level=1)).to_be_visible()
     assert nav_paths(page) == {"", "about"}
     dialog = page.get_by_role("dialog")  # Streamlit's "page not found" notice

@@ -33,15 +33,12 @@ def flat(text: str) -> str:
 
 
 def test_produce_approve_and_download_a_swahili_summary(
-    chromium, app_url: str, sign_in, tmp_path: Path
+    open_app, app_url: str, sign_in, tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect
 
     en, sw = catalog("en"), PhraseBank.load("sw")
-    page = chromium.new_page(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    page.goto(app_url)
-    page.wait_for_selector('[data-testid="stApp"]')
+    page = open_app(app_url, UI_TIMEOUT_MS, accept_downloads=True)
     # Sign-in lives in the browser session, so navigate inside it rather than by URL.
     sign_in(page, "olga")
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=en["nav.summary"]).click()

@@ -35,16 +35,13 @@ def app_url(streamlit_server, tmp_path: Path, make_account) -> str:
     return streamlit_server("streamlit_app.py", tmp_path / "ws")
 
 
-def test_upload_a_vcf_and_download_the_tsv(chromium, app_url: str, sign_in, tmp_path: Path) -> None:
+def test_upload_a_vcf_and_download_the_tsv(open_app, app_url: str, sign_in, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
     en = catalog("en")
     vcf = tmp_path / "case9.vcf"
     vcf.write_text(VCF)
-    page = chromium.new_page(viewport={"width": 1400, "height": 1100})
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    page.goto(app_url)
-    page.wait_for_selector('[data-testid="stApp"]')
+    page = open_app(app_url, UI_TIMEOUT_MS)
     sign_in(page, "gina")
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=en["nav.vcf"]).click()
     expect(page.get_by_role("heading", name=en["vcf.title"], level=1)).to_be_visible()
