@@ -42,12 +42,18 @@ from core.data.lexicon import Lexicon
 from core.data.schema import CANCER_TYPES, MODALITIES, Case
 from core.errors import InputError
 from core.index import SearchFilter, StaleIndexError, VectorIndex
-from workbench.commands.classify import _checked, _language, _student, _teacher_text, classify_text
 from workbench.commands.train import TEACHER_RUN
 from workbench.registry import production_version
 from workbench.review_service import ReviewService, Shown
 from workbench.roles import User, require
 from workbench.store import Store, pseudonym
+from workbench.text_models import (
+    checked_text,
+    classify_text,
+    production_student,
+    teacher_text_encoder,
+    text_language,
+)
 from workbench.workspace import Workspace, workspace_salt
 
 # Lexicon categories whose concepts a case record can support or contradict.
@@ -262,7 +268,7 @@ class SearchService:
         torch.set_num_threads(1)  # serving: one query at a time (docs/search_benchmarks.md)
         self._threads = ThreadpoolController()
         self.ws, self.cfg = ws, cfg or SearchConfig()
-        self.student = _Memo(_student(ws))
+        self.student = _Memo(production_student(ws))
         # The shipped lexicon plus the columns of the student's language packs.
         self.lexicon = lexicon or self.student.student.lexicon
         self.store = store or Store(ws.db_path)
@@ -319,7 +325,7 @@ class SearchService:
         if not isinstance(text, str):
             raise InputError("the query must be text")
         notices: list[Notice] = []
-        text = _checked("query", text.strip())
+        text = checked_text("query", text.strip())
         if len(text) > self.cfg.max_query_chars:
             n = self.cfg.max_query_chars
             notices.append(Notice("truncated", f"query truncated to {n} characters",
@@ -327,7 +333,7 @@ class SearchService:
             text = text[:n]
         if problem := _script_problem(text):
             raise InputError(problem)
-        chosen = _language(text, lang, self.lexicon, self.student.languages)
+        chosen = text_language(text, lang, self.lexicon, self.student.languages)
         if not lang and chosen == "en":
             from core.data.langid import detect_language
 
@@ -349,7 +355,7 @@ class SearchService:
 
         if lang == "en":
             if self._teacher_text is None:
-                self._teacher_text = _teacher_text(self._teacher_dir)
+                self._teacher_text = teacher_text_encoder(self._teacher_dir)
             vector = self._teacher_text(text)
         else:
             vector, _ = self.student.predict([text], lang)

@@ -13,11 +13,11 @@ import pytest
 from core.data.schema import CANCER_TYPES, MODALITIES
 from core.errors import InputError
 from core.index import StaleIndexError
-from workbench.commands.classify import _student
 from workbench.errors import PermissionDenied
 from workbench.registry import Registry
 from workbench.roles import User
 from workbench.search_service import SearchConfig, SearchService, case_concepts, service_for
+from workbench.text_models import production_student
 from workbench.workspace import Workspace
 
 ONCOLOGIST = User("olga", "oncologist")
@@ -209,7 +209,7 @@ def test_service_for_loads_a_new_service_after_a_promotion(
     second = service_for(ws.root)
     assert second is not first and service_for(ws.root) is second
     assert second.student.student is not first.student.student
-    assert _student(ws) is second.student.student  # classify's cache follows it too
+    assert production_student(ws) is second.student.student  # classify's cache follows it too
     assert second.search(ONCOLOGIST, PT_QUERY, k=1).hits
     registry.rollback(User("ada", "admin"))
     assert service_for(ws.root) is first  # the previous production's service, still loaded

@@ -14,7 +14,7 @@ import json
 
 from core.data.schema import CANCER_TYPES, LANGUAGES, MODALITIES, STAGES
 from core.errors import InputError
-from workbench.commands.classify import _texts
+from workbench.commands.classify import input_texts
 from workbench.session import cli_user
 from workbench.workspace import Workspace
 
@@ -59,7 +59,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.text is None:
         raise InputError("give a query (or - for one per line of stdin), or --like CASE_ID")
     failed = False
-    for source, text in _texts(args.text):
+    for source, text in input_texts(args.text):
         try:
             result = service.search(user, text, args.lang, **options)
         except InputError as e:
