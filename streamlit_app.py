@@ -70,6 +70,19 @@ def visible_pages(user: User | None) -> tuple[PageSpec, ...]:
     return tuple(spec for spec in PAGES if spec.permission is None or user.can(spec.permission))
 
 
+def sign_in_at_page_addresses(lang: str) -> list[StreamlitPage]:
+    """Hidden pages that show the sign-in form at each signed-in page's address, so that a
+    bookmark or a session that expired on a page asks to sign in (not "page not found"), and
+    the rerun after signing in lands on the page asked for when the role may open it."""
+    signed_out = {spec.path for spec in SIGNED_OUT_PAGES}
+    return [
+        st.Page(SIGNED_OUT_PAGES[0].path, title=translate(spec.title_key, lang),
+                url_path=Path(spec.path).stem, visibility="hidden")
+        for spec in PAGES[1:]  # the first is the default page, at the root address
+        if spec.path not in signed_out
+    ]  # fmt: skip
+
+
 @st.cache_resource(show_spinner=False)
 def _auth_service(root: str, config: AuthConfig) -> AuthService:
     """One service per workspace; the first call creates the first admin if there is none and
@@ -172,6 +185,8 @@ def main() -> None:
         st.Page(spec.path, title=translate(spec.title_key, lang), icon=spec.icon, default=i == 0)
         for i, spec in enumerate(visible_pages(user))
     ]
+    if user is None:
+        pages += sign_in_at_page_addresses(lang)
     current = st.navigation(pages)
     if user is not None:
         _sidebar_user(user, auth, lang)
