@@ -7,7 +7,9 @@ Generates two bgzipped single-sample VCFs (`--records` and `--small` records; VE
 transcripts and GT:AD:DP:AF per record) in a temporary folder, then measures in this one run:
 records/s of plain pysam iteration reading INFO/CSQ and FORMAT/GT (the baseline), of
 `bcftools view -H` when bcftools is installed, of our reader (annotations are parsed on first
-access), of our reader with every record's annotations and free text accessed, and of reader
+access), of our reader with every record's annotations and free text accessed, of the pure-Python
+floor (`scan_python_floor`: the least per-record work a report row needs, no validation; what
+any interpreter written in Python would cost at best), and of reader
 + interpretation (rules only), of reader + interpretation with the models of `--models DIR`
 (a workspace's models folder: teacher + variant_probe, student) when given; and the peak RSS
 of a process that streams each file through the reader, which must not grow with the file.
@@ -34,8 +36,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.genomics.classes import severity_rank
 from core.genomics.interpret import Interpreter, interpret_file
-from core.genomics.pysam_adapter import bgzip, scan_baseline
+from core.genomics.pysam_adapter import bgzip, scan_baseline, scan_python_floor
 from core.genomics.reader import open_vcf
 from core.knowledge.tables import KnowledgeBase
 
@@ -177,6 +180,7 @@ def main() -> None:
         bcftools_s = _bcftools(large)
         reader_rate, n_read = _rate(lambda: _reader(large, touch=False))
         parsed_rate, _ = _rate(lambda: _reader(large, touch=True))
+        floor_rate, _ = _rate(lambda: scan_python_floor(large, severity_rank))
         interpreted = _interpretation(large, None)
         with_models = _interpretation(large, args.models) if args.models else None
         rss_small, rss_large = _peak_rss_mb(small), _peak_rss_mb(large)
@@ -192,6 +196,8 @@ def main() -> None:
     }
     if bcftools_s:
         result["reader_vs_bcftools"] = round(reader_rate / (n / bcftools_s), 3)
+    result["python_floor_records_per_s"] = round(floor_rate)
+    result["python_floor_vs_pysam"] = round(floor_rate / pysam_rate, 3)
     result["interpret_records_per_s"] = round(interpreted[0])
     result["interpret_vs_pysam"] = round(interpreted[0] / pysam_rate, 3)
     if with_models:

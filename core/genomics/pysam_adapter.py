@@ -18,7 +18,7 @@ import re
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
@@ -150,3 +150,30 @@ def scan_baseline(path: Path, info_key: str, format_key: str) -> int:
             rec.samples[0][format_key]
             n += 1
     return n
+
+
+def scan_python_floor(path: Path, rank: Callable[[str], int]) -> int:
+    """The least a pure-Python interpreter must do per record, for the benchmark's floor: read
+    the fields a report row holds for a single-sample, VEP-annotated SNV file (position,
+    alleles, QUAL, FILTER, GT, DP, AF, every CSQ transcript), pick the allele's most severe
+    transcript by `rank`, look its verdict up in a dict keyed like the interpreter's shared
+    analyses, and keep one tuple per record. No validation, line numbers, warnings,
+    decomposition or other annotators. Returns the record count."""
+    verdicts: dict[tuple[str, str, bool], str] = {}
+    rows: list[tuple] = []
+    with pysam.VariantFile(str(path)) as vf:
+        for rec in vf:
+            alt = rec.alts[0]
+            sample = rec.samples[0]
+            best, best_rank = None, 1 << 30
+            for transcript in rec.info["CSQ"]:
+                fields = transcript.split("|")
+                if fields[0] == alt and (r := rank(fields[1])) < best_rank:
+                    best, best_rank = fields, r
+            assert best is not None
+            key = (best[3], best[1], bool(best[11]) and float(best[11]) >= 0.01)
+            verdict = verdicts.setdefault(key, "VUS")
+            rows.append((rec.chrom, rec.pos, rec.id, rec.ref, alt, rec.qual,
+                         tuple(rec.filter.keys()), sample["GT"], sample["DP"], sample["AF"],
+                         best[3], best[10], verdict))  # fmt: skip
+    return len(rows)

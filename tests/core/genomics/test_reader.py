@@ -370,3 +370,17 @@ def test_each_vcf_version_reads_and_only_4_0_to_4_5_pass_silently(
     outside = f"VCF version 'VCFv{version}' is outside 4.0-4.5; read as is"
     assert (outside in messages) == (version in ("4.6", "3.3"))
     assert len(messages) == (2 if version in ("4.6", "3.3") else 1)
+
+
+def test_benchmark_scans_read_every_record_of_the_benchmark_file(tmp_path: Path) -> None:
+    """The throughput benchmark's baseline and pure-Python floor count what the reader reads."""
+    from benchmarks.vcf import write_vcf
+    from core.genomics.classes import severity_rank
+    from core.genomics.pysam_adapter import scan_baseline, scan_python_floor
+
+    path = write_vcf(tmp_path / "b.vcf.gz", 120, seed=3)
+    with open_vcf(path) as reader:
+        n_read = sum(1 for _ in reader.records())
+    assert n_read == 120
+    assert scan_baseline(path, "CSQ", "GT") == 120
+    assert scan_python_floor(path, severity_rank) == 120
