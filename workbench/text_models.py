@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from core.data.schema import CANCER_TYPES, LANGUAGES
+from core.data.schema import CANCER_TYPES, DRIVER_GENES, LANGUAGES
 from core.errors import InputError
 from core.eval.metrics import CLASSIFY_ABSTENTION
 from workbench.commands.train import STUDENT_RUN
@@ -40,11 +40,16 @@ def text_language(text: str, lang: str | None, lexicon, student_languages=()) ->
     return detect_language(text, lexicon) or "en"
 
 
-def classify_text(text: str, lang: str, student, lexicon) -> dict[str, Any]:
-    """The classify result of one text (see the module docstring)."""
+def classify_text(text: str, lang: str, student, lexicon, genes: bool = False) -> dict[str, Any]:
+    """The classify result of one text (see the module docstring). With `genes`, also
+    "altered_genes": the driver genes the student's gene head predicts altered (probability at
+    or above its threshold, most probable first), None when the student has no gene head."""
     import torch
 
-    _, logits = student.predict([text], lang)
+    if genes:
+        _, logits, gene_probs = student.predict_with_genes([text], lang)
+    else:
+        _, logits = student.predict([text], lang)
     probs = torch.softmax(logits[0], dim=-1).tolist()
     best = max(range(len(probs)), key=probs.__getitem__)
     entities = [
@@ -54,7 +59,7 @@ def classify_text(text: str, lang: str, student, lexicon) -> dict[str, Any]:
         for m in lexicon.match(text, lang)
     ]  # fmt: skip
     reason = CLASSIFY_ABSTENTION.reason(probs[best], (e["category"] for e in entities))
-    return {
+    result = {
         "lang": lang,
         "label": CANCER_TYPES[best],
         "probabilities": dict(zip(CANCER_TYPES, (round(p, 4) for p in probs), strict=True)),
@@ -62,6 +67,22 @@ def classify_text(text: str, lang: str, student, lexicon) -> dict[str, Any]:
         "abstain_reason": reason,
         "entities": entities,
     }
+    if genes:
+        result["altered_genes"] = _altered_genes(gene_probs, student.gene_threshold)
+    return result
+
+
+def _altered_genes(gene_probs, threshold: float | None) -> list[dict[str, Any]] | None:
+    """[{"gene", "probability"}] of the genes at or above `threshold`, most probable first;
+    gene_probs (1, len(DRIVER_GENES)) or None (no gene head) -> None."""
+    if gene_probs is None or threshold is None:
+        return None
+    found = [(p, g) for g, p in zip(DRIVER_GENES, gene_probs[0].tolist(), strict=True)]
+    return [
+        {"gene": g, "probability": round(p, 4)}
+        for p, g in sorted(found, reverse=True)
+        if p >= threshold
+    ]
 
 
 def production_student(ws: Workspace):

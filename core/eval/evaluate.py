@@ -15,11 +15,17 @@ Per student language (and English, as a reference), on those notes:
   the teacher's slide (genomic) embeddings of every test case that has one; a hit when the
   note's own case is among the 10 nearest. recall_at_10 is their mean (the issue's "same
   case's slide and genomic embeddings", one number);
-- alteration_f1: micro-F1 over DRIVER_GENES of the genes predicted altered from the note's
-  embedding by `core.eval.probe` (trained on English teacher embeddings of training cases;
-  no target-language labels), against the case's recorded driver genes;
+- alteration_f1: micro-F1 over DRIVER_GENES of the genes predicted altered from the note,
+  against the case's recorded driver genes (core.train.distill.driver_labels). The predictor
+  (alteration_source) is the student's own driver-gene head when it has one ("gene_head":
+  trained on English notes only, decision threshold chosen on English validation notes, so
+  zero-shot in the student languages), else the probe;
+  alteration_f1_probe: the same F1 of `core.eval.probe` on the note's embedding (trained on
+  English teacher embeddings of training cases; no target-language labels);
   alteration_f1_lexicon: the same F1 when every driver gene the lexicon finds in the text is
   predicted altered (a rule reference: negations such as "EGFR negative" count as altered);
+  driver_genes_named: the share of the cases' driver genes the lexicon finds named in the
+  note at all, the recall ceiling of any predictor that reads only the text;
 - sarc_accuracy (and sarc_notes): accuracy on the rare class alone;
 - ece: expected calibration error of the student's softmax, 15 equal-width bins;
 - abstention_rate: share of notes on which `cmkd classify` would abstain (its rule, passed
@@ -62,7 +68,12 @@ from core.eval import metrics
 from core.eval.metrics import AbstentionRule
 from core.eval.probe import GeneProbe, ProbeConfig, fit_gene_probe
 from core.train import common
-from core.train.distill import DistilledStudent, load_distilled, reserved_template_ids
+from core.train.distill import (
+    DistilledStudent,
+    driver_labels,
+    load_distilled,
+    reserved_template_ids,
+)
 from core.train.teacher import MINILM_DIST, load_embeddings, load_teacher
 
 Progress = Callable[[str], None]
@@ -162,10 +173,6 @@ def _load_teacher_side(teacher_dir: Path) -> TeacherSide:
     )  # fmt: skip
 
 
-def _drivers(case: Case) -> list[bool]:
-    return [g in case.drivers for g in DRIVER_GENES]
-
-
 def select_test_notes(
     cases: Sequence[Case],
     teacher: TeacherSide,
@@ -211,7 +218,7 @@ def select_test_notes(
         rows=torch.tensor([p[1] for p in picked]),
         kinds=torch.tensor([p[2] for p in picked]),
         truth=torch.tensor([CANCER_TYPES.index(p[0].cancer_type) for p in picked]),
-        drivers=torch.tensor([_drivers(p[0]) for p in picked], dtype=torch.bool),
+        drivers=torch.tensor([driver_labels(p[0]) for p in picked], dtype=torch.bool),
         own_note=torch.tensor([gallery_pos[(p[1], p[2])] for p in picked]),
         note_gallery=torch.stack([notes[r, k] for r, k in gallery_keys]),
         n_cases=len({p[0].case_id for p in picked}),
@@ -232,7 +239,7 @@ def fit_probe(cases: Sequence[Case], teacher: TeacherSide, cfg: ProbeConfig) -> 
             for k in range(len(teacher.note_kinds)):
                 if present[row, k]:
                     xs.append(teacher.tensors["notes"][row, k])
-                    ys.append(_drivers(case))
+                    ys.append(driver_labels(case))
         dim = teacher.tensors["notes"].shape[-1]
         if not xs:
             return torch.empty(0, dim), torch.empty(0, len(DRIVER_GENES), dtype=torch.bool)
@@ -269,7 +276,7 @@ def embedding_metrics(
         )
     parts = [out[f"recall_at_{k}_{m}"] for m in shared.galleries]
     out[f"recall_at_{k}"] = None if None in parts else float(np.mean(parts))
-    out["alteration_f1"] = metrics.micro_f1(shared.probe.predict(emb), notes.drivers)
+    out["alteration_f1_probe"] = metrics.micro_f1(shared.probe.predict(emb), notes.drivers)
     out["alignment_accuracy"] = metrics.recall_at_k(emb, notes.note_gallery, notes.own_note, 1)
     out[f"own_note_recall_at_{k}"] = metrics.recall_at_k(emb, notes.note_gallery, notes.own_note, k)
     return out
@@ -356,6 +363,14 @@ class BaselinePipeline:
         return emb, self.teacher.classify(emb).float()
 
 
+@dataclass(frozen=True)
+class GenePredictions:
+    """The student gene head's output on one language's notes."""
+
+    probs: Tensor  # (N, len(DRIVER_GENES)) probability that each gene is altered
+    threshold: float  # decision threshold, chosen on English validation notes by `distill`
+
+
 def _language_report(
     lang: str,
     student: tuple[Tensor, Tensor],
@@ -363,23 +378,35 @@ def _language_report(
     notes: TestNotes,
     shared: _Shared,
     cfg: EvalConfig,
+    genes: GenePredictions | None = None,
 ) -> dict[str, Any]:
+    """The metrics of one language; alteration_f1 from `genes` when given, else the probe."""
     categories, named = _lexicon_reads(notes.texts[lang], lang, shared.lexicon)
     cls = classification_metrics(student[1], notes.truth, categories, cfg.abstention, cfg.ece_bins)
     base_cls = classification_metrics(
         baseline[1], notes.truth, categories, cfg.abstention, cfg.ece_bins
     )
+    emb = embedding_metrics(student[0], notes, shared, cfg.k)
+    alteration = emb["alteration_f1_probe"]
+    if genes is not None:
+        alteration = metrics.micro_f1(genes.probs >= genes.threshold, notes.drivers)
+    n_drivers = int(notes.drivers.sum())
     report: dict[str, Any] = {
         "n_notes": len(notes.truth),
         "zero_shot_accuracy": cls.pop("accuracy"),
         "baseline_accuracy": base_cls.pop("accuracy"),
-        **embedding_metrics(student[0], notes, shared, cfg.k),
+        **emb,
+        "alteration_f1": alteration,
+        "alteration_source": "probe" if genes is None else "gene_head",
         "alteration_f1_lexicon": metrics.micro_f1(named, notes.drivers),
+        "driver_genes_named": int((named & notes.drivers).sum()) / n_drivers if n_drivers else None,
         **cls,
     }
     base_cls.pop("reliability")
+    base_emb = embedding_metrics(baseline[0], notes, shared, cfg.k)
     report["baseline"] = {
-        **embedding_metrics(baseline[0], notes, shared, cfg.k),
+        **base_emb,
+        "alteration_f1": base_emb["alteration_f1_probe"],  # no gene head: the probe
         **base_cls,
     }
     return report
@@ -422,18 +449,21 @@ def evaluate(
     )
     baseline = BaselinePipeline(teacher_dir, teacher.text_max_length, cache_dir)
     reports: dict[str, dict[str, Any]] = {}
-    student_emb: dict[str, Tensor] = {}
+    threshold = student.gene_threshold
     for lang in all_langs:
         say(f"{lang}: student")
-        out = student.predict(notes.texts[lang], lang, cfg.batch_size)
-        student_emb[lang] = out[0]
+        z, logits, gene_probs = student.predict_with_genes(notes.texts[lang], lang, cfg.batch_size)
+        out = (z, logits)
+        genes = None
+        if gene_probs is not None and threshold is not None:
+            genes = GenePredictions(gene_probs, threshold)
         if lang == TEACHER_LANGUAGE:  # the baseline on English is the teacher itself
             base = (teacher.tensors["notes"][notes.rows, notes.kinds],
                     teacher.tensors["note_logits"][notes.rows, notes.kinds])  # fmt: skip
         else:
             say(f"{lang}: baseline (MiniLM + the teacher's text head)")
             base = baseline.predict(notes.texts[lang], cfg.batch_size)
-        reports[lang] = _language_report(lang, out, base, notes, shared, cfg)
+        reports[lang] = _language_report(lang, out, base, notes, shared, cfg, genes)
     quantum = _quantum_retention(quantum_dir, reports, notes, langs, cfg, say)
     return {
         "student": str(student_dir),
@@ -446,6 +476,7 @@ def evaluate(
         "n_test_cases": notes.n_cases,
         "n_notes_per_language": len(notes.truth),
         "k": cfg.k,
+        "gene_head_threshold": threshold,
         "languages": {lang: reports[lang] for lang in langs},
         "english_reference": reports[TEACHER_LANGUAGE],
         "ceilings": _ceilings(cases, teacher, notes, test_rows, shared.probe, cfg.k),

@@ -13,6 +13,9 @@ by the student tokenizer start as the mean of the MiniLM embeddings of the piece
 own tokenizer splits them into. With all six layers, no new pieces and entity attention off,
 the student computes exactly MiniLM's mean-pooled output (tested).
 
+Driver genes (`GeneHead`, optional): a small multi-label head the distillation trains on
+labelled notes; see its docstring.
+
 Entity-aware attention. Given entity ids (B, T) per token (0 = none; lexicon matches mapped
 onto tokens, see core.models.tokenizer.entity_ids_from_spans):
   (a) a learned entity embedding is added to the token embedding (starts at zero, so the
@@ -38,7 +41,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
-from torch import nn
+from torch import Tensor, nn
 
 from core.errors import ConfigError, InputError
 from core.models.text import mean_pool, minilm_dir
@@ -286,6 +289,33 @@ class StudentEncoder(nn.Module):
             x = layer(x, index, key_mask, masks)  # (N, H)
         x = x.new_zeros(b * t, h).index_copy(0, index, x).view(b, t, h)  # (B, T, H)
         return mean_pool(x, attention_mask)  # (B, H)
+
+
+class GeneHead(nn.Module):
+    """Optional multi-label driver-gene head: (B, in_dim) unit vectors -> (B, n_genes) logits.
+
+    Linear -> GELU -> Linear (the hidden layer lets it combine a gene's mention with a
+    negation cue elsewhere in the note, which the mean-pooled features mix); trained with
+    core.losses.gene_bce.GeneBCELoss on the notes whose recorded driver genes are known.
+    Inputs are scaled by sqrt(in_dim) to unit variance, as in ClassifierHead.
+    """
+
+    def __init__(self, in_dim: int, n_genes: int, hidden: int) -> None:
+        super().__init__()
+        if in_dim < 1 or n_genes < 1 or hidden < 1:
+            raise ConfigError(
+                f"gene head needs in_dim, n_genes and hidden >= 1, got {in_dim}, {n_genes}, "
+                f"{hidden}"
+            )
+        self.scale = in_dim**0.5
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, n_genes))
+
+    @property
+    def in_dim(self) -> int:
+        return self.net[0].in_features
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x * self.scale)  # (B, n_genes)
 
 
 def entity_masks(entity_ids: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,9 +23,13 @@ Training rows (one student input each):
 Objective per batch of n note rows (a, b), m parallel rows (c) and h review rows (d):
 
     loss = (n * DistillationLoss(note rows) + m * alpha * InfoNCE(parallel rows)) / (n + m)
+           + gene_weight * GeneBCELoss(note rows in gene_languages)   (when gene_weight > 0)
            + gamma * HardNegativeLoss(review rows)          (only when the run has review rows)
 
 with DistillationLoss = alpha * align + (1 - alpha) * KD + beta * CE (core/losses/combined.py).
+GeneBCELoss (core/losses/gene_bce.py) trains the optional driver-gene head
+(core.models.student.GeneHead) on the case's recorded driver genes, by default on English
+notes only, so its predictions in the student languages are zero-shot like the classifier's.
 A batch never holds two rows of one case or of one parallel sentence, so InfoNCE never counts
 a row's own target (or its case's anchors) among the negatives.
 
@@ -36,9 +40,11 @@ run refuses to start when a training note was written from a test template.
 
 Output folder (a temporary sibling renamed at the end, so it is always complete):
 student.safetensors (encoder), head.safetensors (projection into the teacher's shared
-space), classifier.safetensors (cancer type from the projected embedding), tokenizer/,
-config.json and metrics.jsonl (one JSON line per epoch), and languages/<code>/ with a copy of
-each language pack, so the checkpoint is self-contained. Never pickles.
+space), classifier.safetensors (cancer type from the projected embedding),
+genes.safetensors (the driver-gene head, when gene_weight > 0; its genes, input and the
+decision threshold chosen on the English validation notes are config.json's "gene_head"),
+tokenizer/, config.json and metrics.jsonl (one JSON line per epoch), and languages/<code>/
+with a copy of each language pack, so the checkpoint is self-contained. Never pickles.
 
 Multi-process: `main` runs under torchrun (`python -m torch.distributed.run --standalone
 --nproc_per_node N -m core.train.distill --config cfg.json ...`); `launch_distill` starts it.
@@ -89,6 +95,7 @@ from core.data.notes import list_templates
 from core.data.parallel import ParallelRow, load_parallel
 from core.data.schema import (
     CANCER_TYPES,
+    DRIVER_GENES,
     MODALITIES,
     NOTE_KINDS,
     STUDENT_LANGUAGES,
@@ -96,9 +103,12 @@ from core.data.schema import (
     Case,
 )
 from core.errors import CmkdError, CohortError, ConfigError, InputError
+from core.eval.metrics import micro_f1
+from core.eval.probe import THRESHOLDS
 from core.losses.combined import DistillationLoss, DistillLossConfig
+from core.losses.gene_bce import GeneBCELoss
 from core.models.heads import ClassifierHead, Head, ProjectionHead
-from core.models.student import StudentConfig, StudentEncoder
+from core.models.student import GeneHead, StudentConfig, StudentEncoder
 from core.models.teacher import Teacher, TeacherConfig
 from core.models.text import TeacherTextEncoder
 from core.models.tokenizer import (
@@ -116,12 +126,15 @@ from core.train.teacher import MINILM_DIST, load_embeddings, load_teacher
 STUDENT_FILE = "student.safetensors"
 HEAD_FILE = "head.safetensors"
 CLASSIFIER_FILE = "classifier.safetensors"
+GENES_FILE = "genes.safetensors"  # the driver-gene head; absent when the run trained none
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 TOKENIZER_DIR = "tokenizer"
 HEADS: tuple[str, ...] = ("classical", "quantum")
 KD_SOURCES: tuple[str, ...] = ("note", "fused")
 CPU_BF16: tuple[str, ...] = ("auto", "on", "off")
+# What the driver-gene head reads: the encoder's pooled output or the shared-space embedding.
+GENE_INPUTS: tuple[str, ...] = ("encoder", "shared")
 IGNORE_LABEL = -100  # LabelCrossEntropy's "no label"
 RECALL_K = 10
 # Review verdicts (workbench/review_service.py) that make a match a hard negative; "relevant"
@@ -154,6 +167,15 @@ class DistillConfig:
     # Languages whose notes carry the recorded label in CE. English only keeps the student's
     # accuracy in the student languages zero-shot (no target-language labels).
     ce_languages: tuple[str, ...] = (TEACHER_LANGUAGE,)
+    # Weight of the driver-gene head's BCE (core/losses/gene_bce.py) added to the loss of
+    # note rows; 0 = no gene head (the checkpoint then has none). Chosen on validation notes.
+    gene_weight: float = 1.0
+    # Languages whose notes carry the case's driver genes as labels of the gene head. English
+    # only, like ce_languages: the head predicts genes in the student languages zero-shot.
+    gene_languages: tuple[str, ...] = (TEACHER_LANGUAGE,)
+    # What the gene head reads (GENE_INPUTS): "encoder" = the pooled encoder output (the
+    # projection into the teacher's space stays free for alignment), "shared" = that space.
+    gene_input: str = "encoder"
     epochs: int = 2  # passes of `notes_per_epoch` rows (the time budget may stop earlier)
     # Note rows drawn per epoch over all processes (there are ~44k triples case x kind x
     # language in the demo cohort, too many for the CPU budget); 0 = every triple once.
@@ -208,8 +230,13 @@ class DistillConfig:
             )
         if len(packs) != len(self.language_packs):
             problems.append("language_packs must hold one folder per pack language in languages")
-        if not set(self.ce_languages) <= {TEACHER_LANGUAGE, *langs}:
-            problems.append("ce_languages must be English or among languages")
+        for name in ("ce_languages", "gene_languages"):
+            if not set(getattr(self, name)) <= {TEACHER_LANGUAGE, *langs}:
+                problems.append(f"{name} must be English or among languages")
+        if self.gene_weight < 0:
+            problems.append("gene_weight must be >= 0")
+        if self.gene_input not in GENE_INPUTS:
+            problems.append(f"gene_input must be one of {GENE_INPUTS}")
         if self.kd_source not in KD_SOURCES:
             problems.append(f"kd_source must be one of {KD_SOURCES}")
         if self.head not in HEADS:
@@ -286,25 +313,40 @@ class DistillConfig:
 
 
 class StudentModel(nn.Module):
-    """StudentEncoder -> projection head (teacher's shared space, D) -> classifier.
+    """StudentEncoder -> projection head (teacher's shared space, D) -> classifier, and
+    optionally a driver-gene head reading the encoder's output (`gene_input` "encoder") or
+    the projection ("shared").
 
-    forward: input_ids, attention_mask, entity_ids (B, T) -> embeddings (B, D) unit vectors
-    and cancer-type logits (B, len(CANCER_TYPES)), the classifier reading the projection.
+    forward: input_ids, attention_mask, entity_ids (B, T) -> embeddings (B, D) unit vectors,
+    cancer-type logits (B, len(CANCER_TYPES)), the classifier reading the projection, and
+    driver-gene logits (B, G), None without a gene head.
     """
 
-    def __init__(self, encoder: StudentEncoder, head: Head, classifier: ClassifierHead) -> None:
+    def __init__(
+        self,
+        encoder: StudentEncoder,
+        head: Head,
+        classifier: ClassifierHead,
+        genes: GeneHead | None = None,
+        gene_input: str = "encoder",
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.head = head
         self.classifier = classifier
+        self.genes = genes
+        self.gene_input = gene_input
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor, entity_ids: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
         # Normalised before the head, as the teacher's text branch feeds MiniLM's output.
         h = F.normalize(self.encoder(input_ids, attention_mask, entity_ids), dim=-1)  # (B, H)
         z = self.head(h)  # (B, D)
-        return z, self.classifier(z)  # (B, D), (B, C)
+        g = None
+        if self.genes is not None:
+            g = self.genes(h if self.gene_input == "encoder" else z)  # (B, G)
+        return z, self.classifier(z), g  # (B, D), (B, C), (B, G) or None
 
 
 def _make_head(kind: str, in_dim: int, out_dim: int, hidden: int) -> Head:
@@ -337,7 +379,22 @@ def _build_model(
         head.load_state_dict(teacher.heads["text"].state_dict())
     if cfg.init_from_teacher:
         classifier.load_state_dict(teacher.classifier.state_dict())
-    return StudentModel(encoder, head, classifier)
+    genes = None
+    if cfg.gene_weight > 0:
+        genes = _make_gene_head(cfg.gene_input, student_cfg.hidden, tcfg.embed_dim)
+    return StudentModel(encoder, head, classifier, genes, cfg.gene_input)
+
+
+def _make_gene_head(gene_input: str, hidden: int, shared_dim: int) -> GeneHead:
+    """A gene head over DRIVER_GENES reading `gene_input` (its hidden layer as wide as it)."""
+    in_dim = hidden if gene_input == "encoder" else shared_dim
+    return GeneHead(in_dim, len(DRIVER_GENES), in_dim)
+
+
+def driver_labels(case: Case) -> list[bool]:
+    """Whether each gene of DRIVER_GENES carries a driver event in `case` (the gene head's
+    labels and the evaluation's truth)."""
+    return [g in case.drivers for g in DRIVER_GENES]
 
 
 def _head_hidden(cfg: DistillConfig, tcfg: TeacherConfig) -> int:
@@ -395,6 +452,8 @@ class NoteRow:
     text: str
     label: int  # class index for CE, IGNORE_LABEL when unused
     template_id: str = ""  # the note's template (recorded so the evaluation can check leaks)
+    # The case's driver genes (driver_labels) for the gene head; None when unused.
+    drivers: tuple[bool, ...] | None = None
 
 
 ParallelItem = tuple[str, str, int]  # (language, text, index of the sentence's target)
@@ -493,7 +552,8 @@ def training_notes(
                 label = IGNORE_LABEL
                 if lang in cfg.ce_languages:
                     label = label_index.get(case.label, IGNORE_LABEL)
-                rows.append(NoteRow(row, k, lang, note.text, label, note.template_id))
+                drivers = tuple(driver_labels(case)) if lang in cfg.gene_languages else None
+                rows.append(NoteRow(row, k, lang, note.text, label, note.template_id, drivers))
     if not rows:
         raise CohortError("no training notes: the cohort has no train-split case with notes")
     return rows
@@ -693,6 +753,11 @@ class _Batches(Dataset):
         batch["teacher_logits"] = t.logits[rows, kinds]
         batch["teacher_variance"] = t.variance[rows, kinds]
         batch["labels"] = torch.tensor([r.label for r in notes], dtype=torch.long)
+        no_genes = (False,) * len(DRIVER_GENES)
+        batch["gene_labels"] = torch.tensor(
+            [r.drivers or no_genes for r in notes], dtype=torch.bool
+        ).view(len(notes), len(DRIVER_GENES))  # (n, G)
+        batch["gene_labelled"] = torch.tensor([r.drivers is not None for r in notes])  # (n,)
         for m in t.anchors:
             batch[f"anchor_{m}"] = t.anchors[m][rows]
             batch[f"present_{m}"] = t.anchor_present[m][rows]
@@ -814,6 +879,7 @@ class _ValSet:
 
     texts: dict[str, list[str]]  # language -> note texts, aligned across languages
     truth: Tensor  # (N,) true cancer type index
+    drivers: Tensor  # (N, G) bool, the case's driver genes (driver_labels)
     gallery: Tensor  # (G, D) teacher embeddings of every English validation note
     target: Tensor  # (N,) each query's own note in the gallery
 
@@ -839,6 +905,7 @@ def _validation_set(
     return _ValSet(
         texts={lang: [candidates[i][3][j].text for i in picked] for j, lang in enumerate(langs)},
         truth=torch.tensor([CANCER_TYPES.index(candidates[i][0].cancer_type) for i in picked]),
+        drivers=torch.tensor([driver_labels(candidates[i][0]) for i in picked], dtype=torch.bool),
         gallery=torch.stack([targets.notes[row, k] for _, row, k, _ in candidates]),
         target=torch.tensor(picked, dtype=torch.long),
     )
@@ -869,26 +936,31 @@ def embed_texts(
     device: torch.device,
     batch_size: int = 64,
     cpu_bf16: str = "off",
-) -> tuple[Tensor, Tensor]:
-    """Student embeddings (N, D) and logits (N, C) of `texts`, on the CPU, in eval mode.
-    `lang` None matches lexicon entities of every language."""
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Student embeddings (N, D), logits (N, C) and driver-gene probabilities (N, G; None
+    without a gene head) of `texts`, on the CPU, in eval mode. `lang` None matches lexicon
+    entities of every language."""
     was_training = model.training
     model.eval()
-    embs, logits = [], []
+    embs, logits, genes = [], [], []
     try:
         for s in range(0, len(texts), batch_size):
             chunk = list(texts[s : s + batch_size])
             batch = {k: v.to(device) for k, v in batcher(chunk, [lang] * len(chunk)).items()}
             with autocast_for(device, cpu_bf16):
-                z, y = model(**batch)
+                z, y, g = model(**batch)
             embs.append(z.float().cpu())
             logits.append(y.float().cpu())
+            if g is not None:
+                genes.append(torch.sigmoid(g.float()).cpu())
     finally:
         model.train(was_training)
     dim = model.classifier.linear.in_features
+    n_genes = len(DRIVER_GENES) if model.genes is not None else 0
     if not embs:
-        return torch.empty(0, dim), torch.empty(0, len(CANCER_TYPES))
-    return torch.cat(embs), torch.cat(logits)
+        empty_genes = torch.empty(0, n_genes) if n_genes else None
+        return torch.empty(0, dim), torch.empty(0, len(CANCER_TYPES)), empty_genes
+    return torch.cat(embs), torch.cat(logits), torch.cat(genes) if genes else None
 
 
 def _validate(
@@ -899,18 +971,35 @@ def _validate(
     device: torch.device,
 ) -> dict[str, dict[str, float]]:
     """Per language: accuracy against the true type and recall@10 of the note's own
-    English-teacher embedding among the teacher's embeddings of all validation notes."""
-    out = {}
+    English-teacher embedding among the teacher's embeddings of all validation notes; with a
+    gene head also alteration_f1, the micro-F1 of its driver genes at the threshold that is
+    best on the English notes (returned too; None without a gene head)."""
+    out, genes = {}, {}
     k = min(RECALL_K, len(val.gallery))
     for lang, texts in val.texts.items():
-        z, y = embed_texts(model, batcher, texts, lang, device, cfg.eval_batch_size, cfg.cpu_bf16)
+        z, y, g = embed_texts(
+            model, batcher, texts, lang, device, cfg.eval_batch_size, cfg.cpu_bf16
+        )
         top = (z @ val.gallery.T).topk(k, dim=1).indices  # (N, k)
         hits = (top == val.target.unsqueeze(1)).any(1)
         out[lang] = {
             "accuracy": round(float((y.argmax(1) == val.truth).float().mean()), 4),
             "recall_at_10": round(float(hits.float().mean()), 4),
         }
-    return out
+        if g is not None:
+            genes[lang] = g
+    if not genes:
+        return out, None
+    threshold = gene_threshold(genes[TEACHER_LANGUAGE], val.drivers)
+    for lang, g in genes.items():
+        out[lang]["alteration_f1"] = round(micro_f1(g >= threshold, val.drivers), 4)
+    return out, threshold
+
+
+def gene_threshold(probs: Tensor, truth: Tensor) -> float:
+    """The decision threshold (of core.eval.probe.THRESHOLDS) with the best micro-F1 of gene
+    probabilities probs (N, G) against truth (N, G) bool: one for all genes, as the probe's."""
+    return max(THRESHOLDS, key=lambda t: micro_f1(probs >= t, truth))
 
 
 @dataclass(frozen=True)
@@ -963,8 +1052,8 @@ def _validate_packs(
     (teacher space) among all its held-out English sides, and the tokenizer's [UNK] rate."""
     out = {}
     for lang, v in pack_val.items():
-        z, _ = embed_texts(model, batcher, v.texts, lang, device, cfg.eval_batch_size,
-                           cfg.cpu_bf16)  # fmt: skip
+        z, _, _ = embed_texts(model, batcher, v.texts, lang, device, cfg.eval_batch_size,
+                              cfg.cpu_bf16)  # fmt: skip
         hits = (z @ v.gallery.T).argmax(1) == torch.arange(len(v.texts))
         out[lang] = {
             "heldout_top1": round(float(hits.float().mean()), 4),
@@ -1156,6 +1245,7 @@ def _distill(
                     "parallel_sentences": len(parallel_rows),
                     **({"hard_negatives": review.stats} if review is not None else {}),
                     **({"language_packs": _pack_records(packs, pack_val, last)} if packs else {}),
+                    **({"gene_head": _gene_head_record(cfg, last)} if cfg.gene_weight else {}),
                     "steps": result["steps"],
                     "stopped_early": result["stopped_early"],
                     "metrics": last.get("val", {}),
@@ -1167,6 +1257,17 @@ def _distill(
     if world.size > 1:
         dist.barrier()
     return out_dir
+
+
+def _gene_head_record(cfg: DistillConfig, last: dict[str, Any]) -> dict[str, Any]:
+    """config.json's record of the gene head: its genes in output order, what it reads, and
+    the decision threshold chosen on the English validation notes (0.5 without any)."""
+    return {
+        "genes": list(DRIVER_GENES),
+        "input": cfg.gene_input,
+        "label_languages": list(cfg.gene_languages),
+        "threshold": last.get("val_gene_threshold", 0.5),
+    }
 
 
 def _tokenizer_from_bytes(spec: bytes, extension: bytes) -> StudentTokenizer:
@@ -1327,7 +1428,9 @@ def _train(
             if world.is_main and val is not None:
                 t0 = time.perf_counter()
                 with watch.stage("validate"):
-                    record["val"] = _validate(model, batcher, val, cfg, device)
+                    record["val"], threshold = _validate(model, batcher, val, cfg, device)
+                if threshold is not None:
+                    record["val_gene_threshold"] = threshold
                 record["val_gallery"] = len(val.gallery)
                 budget.val_seconds = time.perf_counter() - t0
             if world.is_main and pack_val:
@@ -1370,11 +1473,12 @@ def train_step(
     device: torch.device,
 ) -> dict[str, float]:
     """One optimisation step on a batch of `_Batches` (note rows first); returns the loss
-    parts as floats."""
+    parts as floats. A model with a gene head adds gene_weight * GeneBCELoss on the note
+    rows that carry driver labels (batches without gene_labels add nothing)."""
     b = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     inputs = {k: b[k] for k in ("input_ids", "attention_mask", "entity_ids") if k in b}
     with autocast_for(device, cfg.cpu_bf16):
-        z, y = model(**inputs)
+        z, y, g = model(**inputs)
     z, y = z.float(), y.float()
     n = len(b["labels"])  # note rows come first, parallel rows after them, review rows last
     end = len(z) - len(b["review_negative"]) if "review_negative" in b else len(z)
@@ -1390,6 +1494,10 @@ def train_step(
         par = loss_fn.align(z[n:end], b["teacher_emb"][n:])
         parts["parallel_align"] = float(par.detach())
         loss = (n * loss + m * cfg.loss.alpha * par) / (n + m)
+    if g is not None and "gene_labels" in b:
+        genes = GeneBCELoss()(g[:n].float(), b["gene_labels"], b["gene_labelled"])
+        parts["genes"] = float(genes.detach())
+        loss = loss + cfg.gene_weight * genes
     if "review_negative" in b:
         loss = loss_fn.add_hard_negatives(
             loss, parts, z[end:], b["review_negative"], b["review_positive"],
@@ -1407,6 +1515,8 @@ def _write_checkpoint(tmp: Path, model: StudentModel, config: dict[str, Any]) ->
     common.save_tensors(tmp / STUDENT_FILE, model.encoder.state_dict())
     common.save_tensors(tmp / HEAD_FILE, model.head.state_dict())
     common.save_tensors(tmp / CLASSIFIER_FILE, model.classifier.state_dict())
+    if model.genes is not None:
+        common.save_tensors(tmp / GENES_FILE, model.genes.state_dict())
     write_atomic(tmp / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
 
 
@@ -1425,8 +1535,23 @@ class DistilledStudent:
         self, texts: Sequence[str], lang: str | None = None, batch_size: int = 64
     ) -> tuple[Tensor, Tensor]:
         """Shared-space embeddings (N, D) and cancer-type logits (N, C) in CANCER_TYPES order."""
+        z, y, _ = self.predict_with_genes(texts, lang, batch_size)
+        return z, y
+
+    def predict_with_genes(
+        self, texts: Sequence[str], lang: str | None = None, batch_size: int = 64
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """`predict`'s outputs and the probability (N, G) that each gene of DRIVER_GENES is
+        altered, None when the checkpoint has no gene head."""
         device = next(self.model.parameters()).device
         return embed_texts(self.model, self.batcher, texts, lang, device, batch_size)
+
+    @property
+    def gene_threshold(self) -> float | None:
+        """The gene head's decision threshold (chosen on English validation notes); None
+        without a gene head."""
+        record = self.config.get("gene_head")
+        return float(record["threshold"]) if record else None
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -1454,12 +1579,21 @@ def load_distilled(directory: Path) -> DistilledStudent:
     head = _make_head(
         config["head"], student_cfg.hidden, config["shared_dim"], config.get("head_hidden", 0)
     )
-    model = StudentModel(encoder, head, ClassifierHead(config["shared_dim"], len(CANCER_TYPES)))
-    for part, name in (
-        (encoder, STUDENT_FILE),
-        (head, HEAD_FILE),
-        (model.classifier, CLASSIFIER_FILE),
-    ):
+    genes, gene_input = None, "encoder"
+    if "gene_head" in config:  # students distilled without one (or before heads) have none
+        record = config["gene_head"]
+        if list(record.get("genes", ())) != list(DRIVER_GENES):
+            raise InputError(f"{directory}: the gene head's genes differ from DRIVER_GENES")
+        gene_input = record["input"]
+        genes = _make_gene_head(gene_input, student_cfg.hidden, config["shared_dim"])
+    classifier = ClassifierHead(config["shared_dim"], len(CANCER_TYPES))
+    model = StudentModel(encoder, head, classifier, genes, gene_input)
+    parts: list[tuple[nn.Module, str]] = [
+        (encoder, STUDENT_FILE), (head, HEAD_FILE), (classifier, CLASSIFIER_FILE),
+    ]  # fmt: skip
+    if genes is not None:
+        parts.append((genes, GENES_FILE))
+    for part, name in parts:
         state, _ = common.load_tensors(directory / name)
         try:
             part.load_state_dict(state)

@@ -47,3 +47,34 @@ def test_embed_gives_unit_vectors_in_the_shared_space(workspace, monkeypatch, ca
     assert len(hi["vector"]) == len(en["vector"])
     for v in (hi["vector"], en["vector"]):
         assert math.isclose(math.fsum(x * x for x in v), 1.0, abs_tol=1e-3)
+
+
+def test_classify_json_lists_the_gene_heads_altered_genes(workspace, monkeypatch, capsys) -> None:
+    from core.data.schema import DRIVER_GENES
+    from core.train.distill import load_distilled
+
+    monkeypatch.setenv("CMKD_WORKSPACE", str(workspace))
+    threshold = load_distilled(workspace / "models/student").gene_threshold
+    assert threshold is not None  # the tiny student is distilled with the default gene head
+    assert main(["classify", "Adenocarcinoma do pulmão, EGFR mutado.", "--json"]) == 0
+    genes = json.loads(capsys.readouterr().out)["altered_genes"]
+    assert isinstance(genes, list)
+    assert all(g["gene"] in DRIVER_GENES and g["probability"] >= threshold for g in genes)
+    probabilities = [g["probability"] for g in genes]
+    assert probabilities == sorted(probabilities, reverse=True)
+
+
+def test_altered_genes_keeps_those_at_the_threshold_most_probable_first() -> None:
+    import torch
+
+    from core.data.schema import DRIVER_GENES
+    from workbench.text_models import _altered_genes
+
+    probs = torch.zeros(1, len(DRIVER_GENES))
+    probs[0, DRIVER_GENES.index("KRAS")] = 0.6
+    probs[0, DRIVER_GENES.index("EGFR")] = 0.9
+    probs[0, DRIVER_GENES.index("TP53")] = 0.39
+    assert _altered_genes(probs, 0.4) == [
+        {"gene": "EGFR", "probability": 0.9}, {"gene": "KRAS", "probability": 0.6},
+    ]  # fmt: skip
+    assert _altered_genes(None, None) is None

@@ -1,9 +1,11 @@
 """`cmkd classify` and `cmkd embed`: the distilled student on free text, one text or one per
 line of standard input (`-`), models loaded once.
 
-classify: cancer type, probabilities, lexicon entities (character offsets into the input)
-and an abstention flag with its reason. embed: the L2-normalised vector in the teacher's
-shared space (the student for non-English text, the teacher's text branch for English).
+classify: cancer type, probabilities, lexicon entities (character offsets into the input),
+an abstention flag with its reason, and the driver genes the student's gene head predicts
+altered with their probabilities ("altered_genes"; null for a student without a gene head).
+embed: the L2-normalised vector in the teacher's shared space (the student for non-English
+text, the teacher's text branch for English).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     for source, raw in input_texts(args.text):
         text = checked_text(source, raw)
         lang = text_language(text, args.lang, lexicon, student.languages)
-        result = classify_text(text, lang, student, lexicon)
+        result = classify_text(text, lang, student, lexicon, genes=True)
         if args.json:
             print(json.dumps(result, ensure_ascii=False), flush=True)
         else:
@@ -53,6 +55,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
             print(f"{result['label']} ({p:.2f}, {result['lang']}){flag}")
             for e in result["entities"]:
                 print(f"  {e['start']:>4}-{e['end']:<4} {e['concept_id']:<24} {e['text']}")
+            if result["altered_genes"]:
+                shown = ", ".join(f"{g['gene']} ({g['probability']:.2f})"
+                                  for g in result["altered_genes"])  # fmt: skip
+                print(f"  altered genes (predicted): {shown}")
     return 0
 
 

@@ -8,11 +8,19 @@ from pathlib import Path
 
 import pytest
 
+from core.data.cohort import load_cases
 from core.data.schema import Case, Note
 from core.errors import CohortError
-from core.eval.evaluate import EvalConfig, check_held_out, evaluate, training_template_ids
-from core.eval.metrics import AbstentionRule
-from core.train.distill import reserved_template_ids
+from core.eval.evaluate import (
+    EvalConfig,
+    _load_teacher_side,
+    check_held_out,
+    evaluate,
+    select_test_notes,
+    training_template_ids,
+)
+from core.eval.metrics import AbstentionRule, micro_f1
+from core.train.distill import GENES_FILE, load_distilled, reserved_template_ids
 
 RULE = AbstentionRule(0.5, frozenset({"cancer_type", "gene"}))
 KEYS = ("zero_shot_accuracy", "baseline_accuracy", "recall_at_10", "recall_at_10_slide",
@@ -44,6 +52,38 @@ def test_every_student_language_has_every_metric(report: dict) -> None:
     assert report["english_reference"]["baseline"]["alignment_accuracy"] == 1.0
     assert "quantum_retention" in report and report["quantum_retention"] is None
     json.dumps(report)  # JSON-ready
+
+
+def test_alteration_f1_comes_from_the_gene_head_with_the_probe_beside_it(
+    tiny_models: Path, report: dict, tmp_path: Path
+) -> None:
+    student = load_distilled(tiny_models / "models/student")
+    assert report["gene_head_threshold"] == student.gene_threshold is not None
+    notes = select_test_notes(
+        load_cases(tiny_models / "cohort"), _load_teacher_side(tiny_models / "models/teacher"),
+        ["pt", "hi", "en"], reserved_template_ids(["pt", "hi", "en"]), 0, 0,
+    )  # fmt: skip
+    for lang, m in {**report["languages"], "en": report["english_reference"]}.items():
+        assert m["alteration_source"] == "gene_head"
+        _, _, probs = student.predict_with_genes(notes.texts[lang], lang)
+        expected = micro_f1(probs >= student.gene_threshold, notes.drivers)
+        assert m["alteration_f1"] == pytest.approx(expected)
+        assert 0.0 <= m["alteration_f1_probe"] <= 1.0 and 0.0 <= m["driver_genes_named"] <= 1.0
+        assert m["baseline"]["alteration_f1"] == m["baseline"]["alteration_f1_probe"]
+
+    # A student saved without a gene head still evaluates: the probe is then alteration_f1.
+    plain = tmp_path / "student"
+    shutil.copytree(tiny_models / "models/student", plain)
+    (plain / GENES_FILE).unlink()
+    config = json.loads((plain / "config.json").read_text())
+    del config["gene_head"]
+    (plain / "config.json").write_text(json.dumps(config))
+    old = evaluate(tiny_models / "cohort", tiny_models / "models/teacher", plain,
+                   EvalConfig(RULE, limit=4))  # fmt: skip
+    assert old["gene_head_threshold"] is None
+    for m in old["languages"].values():
+        assert m["alteration_source"] == "probe"
+        assert m["alteration_f1"] == m["alteration_f1_probe"]
 
 
 def test_refuses_a_student_that_trained_on_a_test_template(

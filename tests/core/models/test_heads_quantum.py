@@ -56,14 +56,32 @@ def test_quantum_head_shape_unit_norm_and_state(x: torch.Tensor) -> None:
     z = head(x)
     assert isinstance(head, Head) and z.shape == (B, OUT) and z.dtype == x.dtype
     assert torch.allclose(z.norm(dim=-1), torch.ones(B), atol=1e-5)
-    assert head.measure(x).shape == (B, 3 + 3)  # <Z_i> and <Z_i Z_j>
     psi = head.state(x)
     assert psi.shape == (B, 2**3) and psi.is_complex()
-    assert torch.allclose(psi.abs().pow(2).sum(-1), torch.ones(B, dtype=torch.float64))
-    assert FidelityLoss()(psi, psi).item() == pytest.approx(0.0, abs=1e-9)
-    assert QuantumProjectionHead(IN, OUT, n_qubits=3, pair_readout=False).n_measurements == 3
+    assert torch.allclose(psi.abs().pow(2).sum(-1), torch.ones(B), atol=1e-5)
+    assert FidelityLoss()(psi, psi).item() == pytest.approx(0.0, abs=1e-5)
+    # The readout is the density matrix of that same state: rho = |psi><psi|.
+    features = head.measure(x)
+    assert features.shape == (B, 2 * 8 * 8)
+    rho = torch.complex(features[:, :64], features[:, 64:]).reshape(B, 8, 8)
+    expected = psi.unsqueeze(2) * psi.conj().unsqueeze(1)
+    assert torch.allclose(rho, expected.to(rho.dtype), atol=1e-5)
     with pytest.raises(ConfigError):
         QuantumProjectionHead(IN, OUT, n_qubits=0)
+
+
+def test_quantum_head_amplitudes_come_from_the_encoder(x: torch.Tensor) -> None:
+    # Amplitude encoding: the state before the circuit is the normalised encoder output, so
+    # two inputs the encoder maps to one direction prepare one state.
+    torch.manual_seed(0)
+    head = QuantumProjectionHead(IN, OUT, n_qubits=2, n_layers=1)
+    a = head.encoder(x)
+    psi0 = head.amplitudes(x)
+    expected = torch.complex(a[:, :4], a[:, 4:])
+    assert torch.allclose(psi0, expected / expected.abs().pow(2).sum(-1, keepdim=True).sqrt())
+    with torch.no_grad():
+        head.encoder.bias.zero_()
+    assert torch.allclose(head.state(3 * x), head.state(x), atol=1e-5)
 
 
 def test_quantum_head_gradient_reaches_the_pre_embedding_layer(x: torch.Tensor) -> None:
@@ -91,10 +109,10 @@ def test_quantum_head_learns_a_toy_target(x: torch.Tensor) -> None:
 
 
 def test_compression_report_counts() -> None:
-    r = compression_report(256, 4)
-    assert r["amplitudes"] == 16 and r["state_real_dof"] == 30 and r["readout_values"] == 10
-    assert r["amplitude_ratio"] == pytest.approx(1 / 16)
-    assert r["compression"] == pytest.approx(0.9375)
+    r = compression_report(384, 4)
+    assert r["amplitudes"] == 16 and r["state_real_dof"] == 30
+    assert r["amplitude_ratio"] == pytest.approx(16 / 384)
+    assert r["compression"] == pytest.approx(1 - 30 / 384)
     with pytest.raises(ConfigError):
         compression_report(256, 40)
 
