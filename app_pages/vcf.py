@@ -9,6 +9,7 @@ fragment polls for progress.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -35,6 +36,7 @@ JOB_KEY = "vcf.job"  # the running or finished VcfJob
 REPORT_KEY = "vcf.report"  # the VcfReport shown
 ERROR_KEY = "vcf.failure"  # (i18n key, message) of the last failed upload
 SAMPLES_KEY = "vcf.samples"  # (file id, Samples) of the current upload
+EXAMPLE_KEY = "vcf.example"  # case id of the demo-cohort example chosen, when no upload
 POLL_S = 1.0  # how often the progress fragment asks the worker
 CHART_HEIGHT = 320  # px
 MAX_EVIDENCE_ROWS = 20  # CIViC rows shown per variant (the report keeps the best ones)
@@ -42,13 +44,60 @@ LIMITS = vcf_service.UploadLimits()
 MB = 1024 * 1024
 
 
-def _samples(uploaded: UploadedFile) -> vcf_service.Samples:
-    """The upload's samples, read once per uploaded file."""
+@dataclass(frozen=True)
+class _File:
+    """What the page interprets: an upload, or an example read from the cohort."""
+
+    file_id: str
+    name: str
+    read: Callable[[], bytes]
+
+    @classmethod
+    def uploaded(cls, f: UploadedFile) -> _File:
+        return cls(f.file_id, f.name, f.getvalue)
+
+    @classmethod
+    def example(cls, e: vcf_service.ExampleVcf) -> _File:
+        return cls(f"example:{e.case_id}", e.filename, e.path.read_bytes)
+
+
+def _samples(file: _File) -> vcf_service.Samples:
+    """The file's samples, read once per file."""
     cached = st.session_state.get(SAMPLES_KEY)
-    if cached is None or cached[0] != uploaded.file_id:
-        samples = vcf_service.upload_samples(uploaded.getvalue(), uploaded.name, LIMITS)
-        st.session_state[SAMPLES_KEY] = cached = (uploaded.file_id, samples)
+    if cached is None or cached[0] != file.file_id:
+        samples = vcf_service.upload_samples(file.read(), file.name, LIMITS)
+        st.session_state[SAMPLES_KEY] = cached = (file.file_id, samples)
     return cached[1]
+
+
+@st.cache_data(show_spinner=False)
+def _examples(root: str) -> tuple[vcf_service.ExampleVcf, ...]:
+    return vcf_service.example_vcfs(Workspace(Path(root)))
+
+
+def _use_example(example: vcf_service.ExampleVcf) -> None:
+    st.session_state[EXAMPLE_KEY] = example.case_id
+    st.session_state["vcf.tumor_type"] = example.tumor_type  # the case's own type
+
+
+def _example_file(t: Callable[..., str]) -> _File | None:
+    """With no upload: the demo cohort's examples to try, and the one chosen, if any."""
+    examples = _examples(str(Workspace.from_env().root))
+    if not examples:
+        return None
+    by_id = {e.case_id: e for e in examples}
+    with st.expander(t("vcf.example_header"), expanded=EXAMPLE_KEY not in st.session_state):
+        st.caption(t("vcf.example_intro"))
+        left, right = st.columns([3, 1], vertical_alignment="bottom")
+        chosen = left.selectbox(
+            t("vcf.example_case"), tuple(by_id), key="vcf.example_choice",
+            format_func=lambda c: t("vcf.example_label", case=c, type=by_id[c].tumor_type,
+                                    drivers=", ".join(by_id[c].drivers)),
+        )  # fmt: skip
+        right.button(t("vcf.example_use"), key="vcf.example_use", on_click=_use_example,
+                     args=(by_id[chosen],))  # fmt: skip
+    example = by_id.get(st.session_state.get(EXAMPLE_KEY, ""))
+    return _File.example(example) if example else None
 
 
 def _sample_name(samples: vcf_service.Samples, t: Callable[..., str]) -> Callable[[str], str]:
@@ -60,7 +109,7 @@ def _sample_name(samples: vcf_service.Samples, t: Callable[..., str]) -> Callabl
     return name
 
 
-def _start(uploaded: UploadedFile, sample: str | None, tumor_type: str, panel_mb: float) -> None:
+def _start(file: _File, sample: str | None, tumor_type: str, panel_mb: float) -> None:
     old = st.session_state.pop(JOB_KEY, None)
     if old is not None:
         old.cleanup()
@@ -69,8 +118,8 @@ def _start(uploaded: UploadedFile, sample: str | None, tumor_type: str, panel_mb
     ws = Workspace.from_env()
     st.session_state[JOB_KEY] = vcf_service.start_upload(
         current_user(st.session_state),
-        uploaded.getvalue(),
-        uploaded.name,
+        file.read(),
+        file.name,
         Store(ws.db_path),
         ws,
         tumor_type or None,
@@ -372,8 +421,13 @@ def render() -> None:
         max_upload_size=LIMITS.max_bytes // MB,
     )
     if uploaded is not None:
+        st.session_state.pop(EXAMPLE_KEY, None)  # an upload replaces the example
+    file = _File.uploaded(uploaded) if uploaded is not None else _example_file(t)
+    if file is not None:
+        if uploaded is None:
+            st.info(t("vcf.example_active", file=file.name), icon=":material/science:")
         try:
-            samples = _samples(uploaded)
+            samples = _samples(file)
         except InputError as exc:
             st.error(t("vcf.error", error=exc))
             return
@@ -409,7 +463,7 @@ def render() -> None:
             )
         if st.button(t("vcf.run"), type="primary", key="vcf.run"):
             try:
-                _start(uploaded, sample, tumor_type, panel_mb)
+                _start(file, sample, tumor_type, panel_mb)
             except InputError as exc:
                 st.session_state[ERROR_KEY] = ("vcf.error", str(exc))
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from core.data.cohort_io import CASES_FILE, load_cases
 from core.errors import CmkdError, InputError
 from core.genomics.interpret import DEFAULT_PANEL_MB, Interpreter, VcfReport, interpret_file
 from core.genomics.reader import open_vcf
@@ -51,6 +52,8 @@ _CHUNK = 1 << 20
 _PROGRESS_EVERY_S = 0.25  # how often the worker rewrites its progress file
 _LINE_RE = re.compile(r": line (\d+): ")
 PROBE_RUN = "variant_probe"  # models/<name> of the genomic encoder's variant probe
+# Tumour types offered as examples, one held-out (test-split) cohort case each.
+EXAMPLE_TYPES: tuple[str, ...] = ("SKCM", "LUAD", "BRCA", "COAD", "GBM", "PAAD")
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,35 @@ class JobProgress:
 def tumor_types() -> dict[str, str]:
     """TCGA code -> OncoTree name, for the tumour type picker."""
     return {t.tcga_code: t.name for t in _interpreter().kb.oncotree_types}
+
+
+@dataclass(frozen=True)
+class ExampleVcf:
+    """A demo-cohort case's VCF to try the page without a file of one's own."""
+
+    case_id: str
+    tumor_type: str
+    drivers: tuple[str, ...]  # genes with a driver event, as the cohort recorded them
+    path: Path
+
+    @property
+    def filename(self) -> str:
+        return self.path.name
+
+
+def example_vcfs(ws: Workspace) -> tuple[ExampleVcf, ...]:
+    """For each type of EXAMPLE_TYPES, the first test-split case (by id) with driver events and
+    a VCF; () when the workspace has no cohort. Synthetic cases: no patient data."""
+    if not (ws.cohort_dir / CASES_FILE).exists():
+        return ()
+    chosen: dict[str, ExampleVcf] = {}
+    for case in sorted(load_cases(ws.cohort_dir), key=lambda c: c.case_id):
+        wanted = case.cancer_type in EXAMPLE_TYPES and case.cancer_type not in chosen
+        if wanted and case.split == "test" and case.vcf_path and case.drivers:
+            chosen[case.cancer_type] = ExampleVcf(
+                case.case_id, case.cancer_type, case.drivers, ws.cohort_dir / case.vcf_path
+            )
+    return tuple(chosen[t] for t in EXAMPLE_TYPES if t in chosen)
 
 
 def list_samples(path: Path) -> Samples:

@@ -122,3 +122,35 @@ def test_page_in_portuguese(tmp_path, monkeypatch) -> None:
     at.session_state["user"] = COUNSELLOR
     at.run()
     assert at.title[0].value == catalog("pt")["vcf.title"] != catalog("en")["vcf.title"]
+
+
+def test_an_example_from_the_cohort_is_interpreted_with_its_tumour_type(tiny_workspace) -> None:
+    from workbench.vcf_service import example_vcfs
+    from workbench.workspace import Workspace
+
+    examples = example_vcfs(Workspace(tiny_workspace))
+    assert examples, "the tiny cohort has held-out cases with drivers in the example types"
+    assert all(e.path.exists() and e.drivers for e in examples)
+    en = catalog("en")
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT_S)
+    at.session_state["user"] = COUNSELLOR
+    at.run()
+    options = at.selectbox(key="vcf.example_choice").options
+    assert [o.split(" · ")[0] for o in options] == [e.case_id for e in examples]
+    chosen = examples[-1]
+    at.selectbox(key="vcf.example_choice").set_value(chosen.case_id).run()
+    at.button(key="vcf.example_use").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(chosen.filename in i.value for i in at.info)
+    assert at.selectbox(key="vcf.tumor_type").value == chosen.tumor_type
+    at.button(key="vcf.run").click().run()
+    at = wait_for_job(at)
+    texts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    assert any(chosen.filename in text for text in texts)
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics[en["vcf.metric_variants"]]) > 0
+    at.session_state["vcf.job"].cleanup()
+
+
+def test_no_examples_without_a_cohort(app: AppTest) -> None:
+    assert not [s for s in app.get("selectbox") if s.key == "vcf.example_choice"]
