@@ -13,8 +13,8 @@ by the student tokenizer start as the mean of the MiniLM embeddings of the piece
 own tokenizer splits them into. With all six layers, no new pieces and entity attention off,
 the student computes exactly MiniLM's mean-pooled output (tested).
 
-Driver genes (`GeneHead`, optional): a small multi-label head the distillation trains on
-labelled notes; see its docstring.
+Driver genes (`GeneHead`, optional): a multi-label head that scores each driver gene from the
+last layer's token states at the gene's lexicon mentions (`StudentEncoder.token_states`).
 
 Entity-aware attention. Given entity ids (B, T) per token (0 = none; lexicon matches mapped
 onto tokens, see core.models.tokenizer.entity_ids_from_spans):
@@ -271,6 +271,16 @@ class StudentEncoder(nn.Module):
         entity_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """input_ids, attention_mask, entity_ids (B, T) -> sentence embedding (B, hidden)."""
+        return mean_pool(self.token_states(input_ids, attention_mask, entity_ids), attention_mask)
+
+    def token_states(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        entity_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """input_ids, attention_mask, entity_ids (B, T) -> the last layer's token states
+        (B, T, hidden), zero at padding."""
         if input_ids.shape[1] > self.config.max_length:
             raise InputError(
                 f"{input_ids.shape[1]} tokens exceed the student's max_length "
@@ -287,35 +297,65 @@ class StudentEncoder(nn.Module):
         x = x.reshape(b * t, h)[index]  # (N, H)
         for layer in self.layers:
             x = layer(x, index, key_mask, masks)  # (N, H)
-        x = x.new_zeros(b * t, h).index_copy(0, index, x).view(b, t, h)  # (B, T, H)
-        return mean_pool(x, attention_mask)  # (B, H)
+        return x.new_zeros(b * t, h).index_copy(0, index, x).view(b, t, h)  # (B, T, H)
 
 
 class GeneHead(nn.Module):
-    """Optional multi-label driver-gene head: (B, in_dim) unit vectors -> (B, n_genes) logits.
+    """Optional multi-label driver-gene head reading the genes' mentions in the note.
 
-    Linear -> GELU -> Linear (the hidden layer lets it combine a gene's mention with a
-    negation cue elsewhere in the note, which the mean-pooled features mix); trained with
-    core.losses.gene_bce.GeneBCELoss on the notes whose recorded driver genes are known.
-    Inputs are scaled by sqrt(in_dim) to unit variance, as in ClassifierHead.
+    Notes name nearly every driver gene of their case, and name other genes too ("EGFR
+    negative", "KRAS wild-type"), so the question per gene is whether the note names it and
+    in what status. For gene g of a note:
+        m_g   = mean of the encoder's token states x_t (B, T, H) over the tokens of the
+                lexicon entity GENE:g (entity ids, as for entity-aware attention)
+        s_g   = w^T GELU(W m_g + b) + c_g         when the note names g (one scorer for all
+                genes, so what it learns of a status transfers between genes; c_g their
+                prior)
+        s_g   = a                                 when it does not (one learned logit)
+    -> logits (B, G). Trained with core.losses.gene_bce.GeneBCELoss on notes whose recorded
+    driver genes are known. Reading mentions, not the mean-pooled note: on the demo profile's
+    validation notes an MLP on the pooled embedding reached micro-F1 0.70 in the student
+    languages, this head 0.80 at the same loss weight. `gene_entities` (G,) holds each
+    gene's entity id (0 when the lexicon has no such concept: never named).
     """
 
-    def __init__(self, in_dim: int, n_genes: int, hidden: int) -> None:
+    def __init__(self, in_dim: int, gene_entities: Tensor, hidden: int) -> None:
         super().__init__()
-        if in_dim < 1 or n_genes < 1 or hidden < 1:
+        if in_dim < 1 or hidden < 1 or gene_entities.dim() != 1 or len(gene_entities) < 1:
             raise ConfigError(
-                f"gene head needs in_dim, n_genes and hidden >= 1, got {in_dim}, {n_genes}, "
-                f"{hidden}"
+                f"gene head needs in_dim and hidden >= 1 and entity ids (G,), got {in_dim}, "
+                f"{hidden}, {tuple(gene_entities.shape)}"
             )
-        self.scale = in_dim**0.5
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, n_genes))
+        self.register_buffer("gene_entities", gene_entities.long(), persistent=False)  # (G,)
+        # Entity id -> gene index, -1 for every other id (the last slot catches larger ids).
+        gene_of = torch.full((int(gene_entities.max()) + 2,), -1, dtype=torch.long)
+        named = gene_entities != 0
+        gene_of[gene_entities[named]] = torch.arange(len(gene_entities))[named]
+        self.register_buffer("gene_of", gene_of, persistent=False)
+        self.score = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, 1))
+        self.prior = nn.Parameter(torch.zeros(len(gene_entities)))  # c_g
+        # a: a gene the note does not name is almost never altered (under 0.2% in the cohort).
+        self.absent = nn.Parameter(torch.tensor(-5.0))
 
     @property
     def in_dim(self) -> int:
-        return self.net[0].in_features
+        return self.score[0].in_features
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x * self.scale)  # (B, n_genes)
+    def forward(self, states: Tensor, entity_ids: Tensor) -> Tensor:
+        """states (B, T, H), entity_ids (B, T) -> logits (B, G)."""
+        b, _, h = states.shape
+        n_genes = len(self.gene_entities)
+        gene = self.gene_of[entity_ids.clamp(0, len(self.gene_of) - 1)]  # (B, T), -1 = none
+        is_gene = gene >= 0
+        # Sums over the few gene tokens only, then scores only the named (row, gene) pairs.
+        slot = (torch.arange(b, device=gene.device)[:, None] * n_genes + gene)[is_gene]  # (M,)
+        sums = states.new_zeros(b * n_genes, h).index_add(0, slot, states[is_gene])  # (B*G, H)
+        count = torch.bincount(slot, minlength=b * n_genes)  # (B*G,)
+        named = count > 0
+        m = sums[named] / count[named].unsqueeze(-1).to(states.dtype)  # (K, H)
+        scores = self.score(m).squeeze(-1) + self.prior.repeat(b)[named]  # (K,)
+        absent = self.absent.to(scores.dtype).expand(b * n_genes)  # (B*G,)
+        return absent.masked_scatter(named, scores).view(b, n_genes)  # (B, G)
 
 
 def entity_masks(entity_ids: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:

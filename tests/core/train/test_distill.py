@@ -257,7 +257,7 @@ def test_loss_decreases_over_a_few_steps_on_one_batch(cohort: Path, teacher: Pat
     concepts = tuple(default_lexicon().concepts)
     student_cfg = dataclasses.replace(TINY_STUDENT, n_entities=len(concepts) + 1)
     torch.manual_seed(0)
-    model = _build_model(cfg, student_cfg, tok, load_teacher(teacher)[0])
+    model = _build_model(cfg, student_cfg, tok, load_teacher(teacher)[0], concepts)
     batcher = TextBatcher(tok, concepts, cfg.max_length, True)
     batch_rows = [next(i for i, r in enumerate(rows) if r.teacher_row == t)
                   for t in sorted({r.teacher_row for r in rows})[:8]]  # fmt: skip
@@ -319,7 +319,7 @@ def test_student_head_and_classifier_can_start_from_the_teachers(
     tok = build_student_tokenizer(["carcinoma ductal"], tmp_path / "tok", extra_vocab=10)
     wide = StudentConfig(hidden=tcfg.text_dim, n_heads=2, ffn=32, n_layers=1, init_layers=(0,))
     cfg = tiny_config(tmp_path, init_from_teacher=True, student=wide)
-    model = _build_model(cfg, wide, tok, teacher_model)
+    model = _build_model(cfg, wide, tok, teacher_model, ())
     h = F.normalize(torch.randn(3, tcfg.text_dim), dim=-1)
     model.eval()
     with torch.no_grad():  # the student's text branch = the teacher's, given the same features
@@ -328,4 +328,4 @@ def test_student_head_and_classifier_can_start_from_the_teachers(
             model.classifier(model.head(h)), teacher_model.classifier(teacher_model.embed_text(h))
         )
     with pytest.raises(ConfigError, match="text width"):
-        _build_model(cfg, TINY_STUDENT, tok, teacher_model)
+        _build_model(cfg, TINY_STUDENT, tok, teacher_model, ())
