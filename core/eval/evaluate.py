@@ -453,7 +453,6 @@ def evaluate(
     for lang in all_langs:
         say(f"{lang}: student")
         z, logits, gene_probs = student.predict_with_genes(notes.texts[lang], lang, cfg.batch_size)
-        out = (z, logits)
         genes = None
         if gene_probs is not None and threshold is not None:
             genes = GenePredictions(gene_probs, threshold)
@@ -463,7 +462,7 @@ def evaluate(
         else:
             say(f"{lang}: baseline (MiniLM + the teacher's text head)")
             base = baseline.predict(notes.texts[lang], cfg.batch_size)
-        reports[lang] = _language_report(lang, out, base, notes, shared, cfg, genes)
+        reports[lang] = _language_report(lang, (z, logits), base, notes, shared, cfg, genes)
     quantum = _quantum_retention(quantum_dir, reports, notes, langs, cfg, say)
     return {
         "student": str(student_dir),

@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_distill import TINY_STUDENT, tiny_config, write_fake_teacher
 
-from core.data.cohort import CohortConfig, generate_cohort, load_cases
+# The tiny cohort and fake teacher fixtures of the distillation tests, one per module.
+from test_distill import TINY_STUDENT, cohort, teacher, tiny_config  # noqa: F401 (fixtures)
+
+from core.data.cohort import load_cases
 from core.data.lexicon import default_lexicon
 from core.data.schema import DRIVER_GENES
 from core.errors import ConfigError
@@ -38,17 +40,6 @@ from core.train.distill import (
     training_notes,
 )
 from core.train.teacher import load_teacher
-
-
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("genes") / "cohort"
-    return generate_cohort(out, CohortConfig(n_cases=30, workers=1, slide_fraction=0))
-
-
-@pytest.fixture(scope="module")
-def teacher(cohort: Path) -> Path:
-    return write_fake_teacher(cohort, cohort.parent / "teacher")
 
 
 def test_config_checks_the_gene_fields() -> None:
