@@ -120,9 +120,13 @@ def _request_form(
             t("retrain.threshold"), 0.001, 0.25, DEFAULTS.uncertainty_threshold, 0.005,
             format="%.3f", key="retrain.threshold", help=t("retrain.threshold_help"),
         )  # fmt: skip
-        processes = left.number_input(t("retrain.processes"), 1, 64, DEFAULTS.processes,
-                                      key="retrain.processes")  # fmt: skip
-        max_minutes = middle.number_input(
+        unsure_percent = left.number_input(
+            t("retrain.quantile"), 0, 50, round(100 * (1 - DEFAULTS.uncertainty_quantile)),
+            key="retrain.quantile", help=t("retrain.quantile_help"),
+        )  # fmt: skip
+        processes = middle.number_input(t("retrain.processes"), 1, 64, DEFAULTS.processes,
+                                        key="retrain.processes")  # fmt: skip
+        max_minutes = right.number_input(
             t("retrain.max_minutes"), 0.1, 24 * 60.0, DEFAULTS.max_minutes, 0.5,
             key="retrain.max_minutes",
         )  # fmt: skip
@@ -138,6 +142,7 @@ def _request_form(
             languages=tuple(languages), cohort_dir=cohort.strip(),
             use_review_feedback=feedback, alpha=alpha, temperature=temperature,
             epochs=int(epochs), batch_size=int(batch_size), uncertainty_threshold=threshold,
+            uncertainty_quantile=1 - unsure_percent / 100 if unsure_percent else 0.0,
             entity_attention=entity, quantum_head=quantum, temperature_grid=tuple(sorted(grid)),
             device=device, processes=int(processes), max_minutes=max_minutes, profile=profile,
         )  # fmt: skip

@@ -101,6 +101,8 @@ class JobRequest:
     epochs: int = 2
     batch_size: int = 32  # rows per step and process
     uncertainty_threshold: float = 0.05  # teacher variance above which a sample counts as unsure
+    # > 0: the threshold is this quantile of the teacher's variance over the training notes
+    uncertainty_quantile: float = 0.9
     entity_attention: bool = True
     quantum_head: bool = False  # the 4-qubit PennyLane projection head instead of the linear one
     temperature_grid: tuple[float, ...] = ()  # one sub-run per T; the best on validation wins
@@ -173,6 +175,7 @@ def distill_config(request: JobRequest, cache_dir: Path, packs_dir: Path | None 
         alpha=request.alpha,
         temperature=request.temperatures[0],
         uncertainty_threshold=request.uncertainty_threshold,
+        uncertainty_quantile=request.uncertainty_quantile,
     )
     packs = installed_packs(packs_dir) if packs_dir is not None else {}
     missing = [lang for lang in request.languages if is_pack_code(lang) and lang not in packs]

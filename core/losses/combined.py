@@ -27,7 +27,11 @@ class DistillLossConfig:
 
     `uncertainty_threshold` is in the units of the teacher's reported variance: the variance,
     over MC-dropout passes or ensemble members, of the teacher's probability for its predicted
-    class (so in [0, 0.25]); it must follow whatever the teacher reports.
+    class (so in [0, 0.25]); it must follow whatever the teacher reports. That scale differs
+    from teacher to teacher (the demo teacher's variances all lie below 0.01, so a fixed 0.05
+    never fires), hence `uncertainty_quantile`: when > 0, distillation sets the threshold to
+    that quantile of the teacher's variance over the run's training notes
+    (`resolve_uncertainty_threshold`), and `uncertainty_threshold` is then ignored.
     """
 
     alpha: float = 0.7  # align share vs KD: alpha*align + (1-alpha)*KD (article: 0.7)
@@ -35,6 +39,9 @@ class DistillLossConfig:
     beta: float = 0.1  # weight of cross-entropy on labelled rows (article: 0.1)
     infonce_temperature: float = 0.07  # InfoNCE tau (article and CLIP's initial value)
     uncertainty_threshold: float = 0.05  # teacher variance above which a sample counts as unsure
+    # > 0: the threshold is this quantile of the teacher's variance over the training notes
+    # (0.9: the least certain 10% count as unsure); 0: uncertainty_threshold as given.
+    uncertainty_quantile: float = 0.9
     uncertainty_mode: str = "downweight"  # "downweight", "skip" (article) or "off" (ablation)
     use_anchor: bool = True  # also align to the teacher's slide/genomic embeddings (article)
     # Weight of the hard-negative term on rows from staff review (used only by runs given
@@ -45,7 +52,7 @@ class DistillLossConfig:
 
     def __post_init__(self) -> None:
         numbers = ("alpha", "temperature", "beta", "infonce_temperature", "uncertainty_threshold",
-                   "gamma", "hard_negative_margin")  # fmt: skip
+                   "uncertainty_quantile", "gamma", "hard_negative_margin")  # fmt: skip
         for name in numbers:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -61,6 +68,10 @@ class DistillLossConfig:
         for name in ("temperature", "infonce_temperature", "uncertainty_threshold"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 <= self.uncertainty_quantile < 1.0:
+            raise ConfigError(
+                f"uncertainty_quantile must be in [0, 1), got {self.uncertainty_quantile}"
+            )
         if self.uncertainty_mode not in UNCERTAINTY_MODES:
             raise ConfigError(
                 f"uncertainty_mode must be one of {UNCERTAINTY_MODES}, "
@@ -77,6 +88,34 @@ class DistillLossConfig:
         if unknown:
             raise ConfigError(f"unknown distillation loss keys {unknown}; known: {sorted(known)}")
         return cls(**d)
+
+
+def resolve_uncertainty_threshold(
+    cfg: DistillLossConfig, variances: Tensor
+) -> tuple[DistillLossConfig, dict[str, float]]:
+    """The config with an absolute threshold, and a record of it for the run's config.json.
+
+    With q = cfg.uncertainty_quantile > 0: tau = quantile_q(variances) over the run's training
+    notes (N,), floored at a tiny positive value so a teacher without any variance keeps every
+    weight at 1; the returned config has that tau and q = 0. With q = 0 the config is returned
+    as is. The record: quantile, threshold, and the share of the notes above it.
+    """
+    v = variances.detach().float().flatten()  # (N,)
+    if v.numel() == 0 or not bool(torch.isfinite(v).all()):
+        raise ValueError("teacher variances must be finite and non-empty")
+    q = cfg.uncertainty_quantile
+    resolved = cfg
+    if q > 0:
+        tau = max(float(torch.quantile(v, q)), 1e-12)
+        resolved = dataclasses.replace(cfg, uncertainty_threshold=tau, uncertainty_quantile=0.0)
+    tau = resolved.uncertainty_threshold
+    record = {
+        "mode": cfg.uncertainty_mode,
+        "quantile": q,
+        "threshold": tau,
+        "share_above": float((v > tau).float().mean()),
+    }
+    return resolved, record
 
 
 def uncertainty_weights(variance: Tensor, cfg: DistillLossConfig) -> Tensor:

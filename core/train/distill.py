@@ -105,7 +105,11 @@ from core.data.schema import (
 from core.errors import CmkdError, CohortError, ConfigError, InputError
 from core.eval.metrics import micro_f1
 from core.eval.probe import THRESHOLDS
-from core.losses.combined import DistillationLoss, DistillLossConfig
+from core.losses.combined import (
+    DistillationLoss,
+    DistillLossConfig,
+    resolve_uncertainty_threshold,
+)
 from core.losses.gene_bce import GeneBCELoss
 from core.models.heads import ClassifierHead, Head, ProjectionHead
 from core.models.student import GeneHead, StudentConfig, StudentEncoder
@@ -1161,6 +1165,7 @@ def _distill(
         cases = load_cases(cohort_dir)
         targets = load_targets(teacher_dir, cfg.kd_source)
         notes = training_notes(cases, targets, cfg)
+        loss_cfg, uncertainty_record = _resolved_loss(cfg, targets, notes)
         review = (
             load_review_rows(Path(cfg.hard_negatives), targets, cfg) if cfg.hard_negatives else None
         )
@@ -1214,7 +1219,8 @@ def _distill(
         )  # fmt: skip
         pack_val = _pack_validation(packs, heldout_targets, tokenizer)
         result = _train(
-            cfg, model, batcher, notes, parallel_rows, parallel_targets, targets, val, world,
+            dataclasses.replace(cfg, loss=loss_cfg), model, batcher, notes, parallel_rows,
+            parallel_targets, targets, val, world,
             device, watch, callback, show_bar, tmp,
             review if review else None,  # every verdict skipped: train exactly as without
             pack_val,
@@ -1247,6 +1253,7 @@ def _distill(
                     # What `cmkd evaluate` checks against the held-out (test) templates.
                     "train_template_ids": sorted({r.template_id for r in notes}),
                     "parallel_sentences": len(parallel_rows),
+                    "uncertainty": uncertainty_record,
                     **({"hard_negatives": review.stats} if review is not None else {}),
                     **({"language_packs": _pack_records(packs, pack_val, last)} if packs else {}),
                     **({"gene_head": _gene_head_record(cfg, last)} if cfg.gene_weight else {}),
@@ -1261,6 +1268,16 @@ def _distill(
     if world.size > 1:
         dist.barrier()
     return out_dir
+
+
+def _resolved_loss(
+    cfg: DistillConfig, targets: TeacherTargets, notes: Sequence[NoteRow]
+) -> tuple[DistillLossConfig, dict[str, float]]:
+    """The loss config with the uncertainty threshold made absolute from the teacher's variance
+    over the run's English training notes (each counted once, not once per language)."""
+    rows = sorted({(r.teacher_row, r.kind) for r in notes})
+    index = torch.tensor(rows, dtype=torch.long)  # (N, 2)
+    return resolve_uncertainty_threshold(cfg.loss, targets.variance[index[:, 0], index[:, 1]])
 
 
 def _gene_head_record(cfg: DistillConfig, last: dict[str, Any]) -> dict[str, Any]:

@@ -83,18 +83,21 @@ def test_request_defaults_are_distill_config_defaults() -> None:
     assert (req.alpha, req.temperature, req.uncertainty_threshold) == (
         cfg.loss.alpha, cfg.loss.temperature, cfg.loss.uncertainty_threshold,
     )  # fmt: skip
+    assert req.uncertainty_quantile == cfg.loss.uncertainty_quantile
     assert req.entity_attention == cfg.use_entity_attention and req.device == cfg.device
 
 
 def test_request_maps_onto_distill_config(tmp_path: Path) -> None:
     req = JobRequest(profile="tiny", languages=("sw",), alpha=0.5, temperature=2.0,
-                     uncertainty_threshold=0.1, epochs=3, batch_size=16, entity_attention=False,
+                     uncertainty_threshold=0.1, uncertainty_quantile=0.0, epochs=3,
+                     batch_size=16, entity_attention=False,
                      quantum_head=True, device="cpu", max_minutes=1.5)  # fmt: skip
     cfg = distill_config(req, tmp_path)
     assert cfg.languages == ("sw",) and cfg.epochs == 3 and cfg.batch_size == 16
     assert (cfg.loss.alpha, cfg.loss.temperature, cfg.loss.uncertainty_threshold) == (
         0.5, 2.0, 0.1,
     )  # fmt: skip
+    assert cfg.loss.uncertainty_quantile == 0.0
     assert not cfg.use_entity_attention and cfg.head == "quantum" and cfg.device == "cpu"
     assert cfg.student.hidden == 32 and not cfg.use_parallel  # the tiny profile
     assert cfg.cache_dir == str(tmp_path) and not cfg.show_progress_bar

@@ -16,6 +16,7 @@ from core.losses.ce import LabelCrossEntropy
 from core.losses.combined import (
     DistillationLoss,
     DistillLossConfig,
+    resolve_uncertainty_threshold,
     uncertainty_weights,
 )
 from core.losses.fidelity import FidelityLoss
@@ -245,6 +246,24 @@ def test_uncertainty_weights_skip_downweight_off() -> None:
     assert torch.equal(off, torch.ones(6))
     with pytest.raises(ValueError):
         uncertainty_weights(torch.tensor([-0.1]), DistillLossConfig())
+
+
+def test_quantile_threshold_follows_the_teachers_variance_scale() -> None:
+    v = torch.arange(1, 101, dtype=torch.float32) / 10_000  # 0.0001 .. 0.01, below 0.05
+    resolved, record = resolve_uncertainty_threshold(DistillLossConfig(), v)
+    assert resolved.uncertainty_quantile == 0.0
+    assert resolved.uncertainty_threshold == pytest.approx(float(torch.quantile(v, 0.9)))
+    assert record["share_above"] == pytest.approx(0.1) and record["quantile"] == 0.9
+    weights = uncertainty_weights(v, resolved)  # the least certain 10% are down-weighted
+    assert int((weights < 1).sum()) == 10 and weights[-1].item() == pytest.approx(0.901, 1e-3)
+    fixed = DistillLossConfig(uncertainty_quantile=0.0)  # the absolute threshold as given
+    same, record = resolve_uncertainty_threshold(fixed, v)
+    assert same == fixed and record["share_above"] == 0.0
+    flat, _ = resolve_uncertainty_threshold(DistillLossConfig(), torch.zeros(5))
+    assert flat.uncertainty_threshold > 0  # a teacher without variance keeps every weight
+    assert torch.equal(uncertainty_weights(torch.zeros(5), flat), torch.ones(5))
+    with pytest.raises(ConfigError):
+        DistillLossConfig(uncertainty_quantile=1.0)
 
 
 def test_config_rejects_unknown_keys_and_bad_values() -> None:

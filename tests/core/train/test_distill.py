@@ -285,6 +285,9 @@ def test_distill_writes_a_complete_loadable_checkpoint(run: tuple[Path, list[dic
     assert config["kind"] == "student" and config["languages"] == ["en", *LANGS]
     assert config["shared_dim"] == TEACHER_DIM and config["steps"] >= 1
     assert config["parallel_sentences"] == 8
+    unsure = config["uncertainty"]  # the 0.9 quantile made absolute from the fake teacher
+    assert unsure["quantile"] == 0.9 and unsure["threshold"] > 0
+    assert 0.0 < unsure["share_above"] < 0.2  # ~10% (9 training notes here)
     lines = [json.loads(x) for x in (out / METRICS_FILE).read_text().splitlines()]
     assert len(lines) == 1 and set(lines[0]["val"]) == {"en", *LANGS}
     for lang_metrics in lines[0]["val"].values():
