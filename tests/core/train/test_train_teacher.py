@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 import zlib
 from pathlib import Path
 
@@ -172,6 +173,23 @@ def test_time_budget_stops_early_but_still_writes(tiny_cohort, tmp_path, min_epo
     assert config["steps"] == min_epochs * -(-n_train // cfg.batch_size)  # ceil
     assert len(config["history"]) == min_epochs  # no validation of an epoch without steps
     assert (out / "embeddings.safetensors").is_file()
+
+
+def test_slow_preprocessing_does_not_eat_the_training_budget(tiny_cohort, tmp_path, monkeypatch):
+    # A first build on a loaded machine spends minutes in MiniLM; the teacher must still train.
+    prepare = teacher_train.prepare_cohort
+
+    def slow_prepare(*args, **kwargs):
+        data = prepare(*args, **kwargs)
+        time.sleep(1.0)  # twice the whole budget below
+        return data
+
+    monkeypatch.setattr(teacher_train, "prepare_cohort", slow_prepare)
+    cfg = _cfg(tmp_path, max_minutes=0.5 / 60, min_epochs=0, epochs=1)
+    config = json.loads(
+        (train_teacher(tiny_cohort, tmp_path / "t", cfg) / "config.json").read_text()
+    )
+    assert config["steps"] >= 1
 
 
 def test_featurising_cohort_cases_never_reads_role(tiny_cohort):
