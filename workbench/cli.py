@@ -110,7 +110,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         from core.train.teacher import TeacherTrainConfig, train_teacher
 
-        print("teacher: training (about 2.5 minutes on 2 CPU cores)", file=sys.stderr)
+        print("teacher: training (about 5 minutes on 2 CPU cores)", file=sys.stderr)
         train_teacher(ws.cohort_dir, teacher, TeacherTrainConfig())
     if (ws.index_dir / "meta.json").exists():
         print(f"index: present in {ws.index_dir}", file=sys.stderr)
