@@ -13,6 +13,7 @@ from typing import Any
 
 from core.data.schema import CANCER_TYPES, DRIVER_GENES, LANGUAGES
 from core.errors import InputError
+from core.eval.calibration import abstention_rule
 from core.eval.metrics import CLASSIFY_ABSTENTION
 from workbench.commands.train import STUDENT_RUN
 from workbench.registry import production_version
@@ -41,7 +42,10 @@ def text_language(text: str, lang: str | None, lexicon, student_languages=()) ->
 
 
 def classify_text(text: str, lang: str, student, lexicon, genes: bool = False) -> dict[str, Any]:
-    """The classify result of one text (see the module docstring). With `genes`, also
+    """The classify result of one text (see the module docstring). The probabilities are the
+    student's calibrated ones (its `predict` returns temperature-scaled logits) and it
+    abstains below the calibrated threshold recorded with it (CLASSIFY_ABSTENTION's fixed
+    one for students distilled before calibration). With `genes`, also
     "altered_genes": the driver genes the student's gene head predicts altered (probability at
     or above its threshold, most probable first), None when the student has no gene head."""
     import torch
@@ -58,7 +62,8 @@ def classify_text(text: str, lang: str, student, lexicon, genes: bool = False) -
          "term": lexicon.concept(m.concept_id).preferred(lang)}
         for m in lexicon.match(text, lang)
     ]  # fmt: skip
-    reason = CLASSIFY_ABSTENTION.reason(probs[best], (e["category"] for e in entities))
+    rule = abstention_rule(getattr(student, "config", {}), CLASSIFY_ABSTENTION)
+    reason = rule.reason(probs[best], (e["category"] for e in entities))
     result = {
         "lang": lang,
         "label": CANCER_TYPES[best],

@@ -27,9 +27,15 @@ Per student language (and English, as a reference), on those notes:
   driver_genes_named: the share of the cases' driver genes the lexicon finds named in the
   note at all, the recall ceiling of any predictor that reads only the text;
 - sarc_accuracy (and sarc_notes): accuracy on the rare class alone;
-- ece: expected calibration error of the student's softmax, 15 equal-width bins;
-- abstention_rate: share of notes on which `cmkd classify` would abstain (its rule, passed
-  in as an AbstentionRule), and accuracy_non_abstained on the others;
+- ece: expected calibration error (15 equal-width bins) of the probabilities users see: the
+  student's softmax of logits / T, T the temperature fitted on English validation notes by
+  `distill` (core.eval.calibration; T = 1 for older students); ece_uncalibrated: the same of
+  the plain softmax (reliability and reliability_uncalibrated: their non-empty bins);
+- abstention_rate: share of notes on which `cmkd classify` would abstain (the student's
+  calibrated threshold, abstention_threshold, recorded with it; for older students the rule
+  passed in as an AbstentionRule), and accuracy_non_abstained on the others;
+  abstention_rate_uncalibrated / accuracy_non_abstained_uncalibrated: the passed-in rule on
+  the plain softmax (what classify did before calibration), side by side;
 - alignment_accuracy: top-1 retrieval of the note's own English note among the teacher's
   embeddings of every English test note (own_note_recall_at_10: within the top 10): how
   exactly the student lands on the teacher's embedding of the same content.
@@ -65,8 +71,10 @@ from core.data.schema import (
 )
 from core.errors import CohortError, InputError
 from core.eval import metrics
+from core.eval.calibration import abstention_rule
 from core.eval.metrics import AbstentionRule
 from core.eval.probe import GeneProbe, ProbeConfig, fit_gene_probe
+from core.models.quantum_encoding import QuantumEncoding
 from core.train import common
 from core.train.distill import (
     DistilledStudent,
@@ -288,26 +296,44 @@ def classification_metrics(
     categories: Sequence[Sequence[str]],
     rule: AbstentionRule,
     ece_bins: int,
+    temperature: float = 1.0,
+    raw_rule: AbstentionRule | None = None,
 ) -> dict[str, Any]:
-    """Accuracy, rare-class accuracy, ECE and abstention of logits (N, C); categories: the
-    lexicon categories found in each note."""
-    probs = torch.softmax(logits.float(), dim=-1)
+    """Accuracy, rare-class accuracy, ECE and abstention of uncalibrated logits (N, C):
+    `rule` on softmax(logits / temperature), `raw_rule` (default `rule`) on softmax(logits);
+    categories: the lexicon categories found in each note."""
+    raw = torch.softmax(logits.float(), dim=-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
     pred = probs.argmax(1)
     rare = truth == CANCER_TYPES.index(RARE_CANCER_TYPE)
-    abstained = torch.tensor(
-        [rule.abstains(float(p), c) for p, c in zip(probs.max(1).values, categories, strict=True)],
-        dtype=torch.bool,
-    )
+
+    def abstention(p: Tensor, r: AbstentionRule) -> tuple[float | None, float | None]:
+        tops = p.max(1).values
+        out = torch.tensor(
+            [r.abstains(float(t), c) for t, c in zip(tops, categories, strict=True)],
+            dtype=torch.bool,
+        )
+        rate = float(out.float().mean()) if len(truth) else None
+        return rate, metrics.accuracy(pred[~out], truth[~out])
+
+    def bins(p: Tensor) -> list[dict[str, Any]]:
+        return [vars(b) for b in metrics.reliability_bins(p, truth, ece_bins) if b.count]
+
+    rate, kept = abstention(probs, rule)
+    raw_rate, raw_kept = abstention(raw, raw_rule or rule)
     return {
         "accuracy": metrics.accuracy(pred, truth),
         "sarc_accuracy": metrics.accuracy(pred[rare], truth[rare]),
         "sarc_notes": int(rare.sum()),
         "ece": metrics.expected_calibration_error(probs, truth, ece_bins),
-        "abstention_rate": float(abstained.float().mean()) if len(truth) else None,
-        "accuracy_non_abstained": metrics.accuracy(pred[~abstained], truth[~abstained]),
-        "reliability": [
-            vars(b) for b in metrics.reliability_bins(probs, truth, ece_bins) if b.count
-        ],
+        "ece_uncalibrated": metrics.expected_calibration_error(raw, truth, ece_bins),
+        "abstention_threshold": rule.below,
+        "abstention_rate": rate,
+        "accuracy_non_abstained": kept,
+        "abstention_rate_uncalibrated": raw_rate,
+        "accuracy_non_abstained_uncalibrated": raw_kept,
+        "reliability": bins(probs),
+        "reliability_uncalibrated": bins(raw),
     }
 
 
@@ -379,10 +405,16 @@ def _language_report(
     shared: _Shared,
     cfg: EvalConfig,
     genes: GenePredictions | None = None,
+    calibration: tuple[float, AbstentionRule | None] = (1.0, None),
 ) -> dict[str, Any]:
-    """The metrics of one language; alteration_f1 from `genes` when given, else the probe."""
+    """The metrics of one language; alteration_f1 from `genes` when given, else the probe.
+    student: embeddings and uncalibrated logits; calibration: the student's temperature and
+    abstention rule (default: T = 1 and cfg.abstention)."""
     categories, named = _lexicon_reads(notes.texts[lang], lang, shared.lexicon)
-    cls = classification_metrics(student[1], notes.truth, categories, cfg.abstention, cfg.ece_bins)
+    temperature, rule = calibration[0], calibration[1] or cfg.abstention
+    cls = classification_metrics(
+        student[1], notes.truth, categories, rule, cfg.ece_bins, temperature, cfg.abstention
+    )
     base_cls = classification_metrics(
         baseline[1], notes.truth, categories, cfg.abstention, cfg.ece_bins
     )
@@ -402,7 +434,14 @@ def _language_report(
         "driver_genes_named": int((named & notes.drivers).sum()) / n_drivers if n_drivers else None,
         **cls,
     }
-    base_cls.pop("reliability")
+    for key in (
+        "reliability",
+        "reliability_uncalibrated",
+        "ece_uncalibrated",
+        "abstention_rate_uncalibrated",
+        "accuracy_non_abstained_uncalibrated",
+    ):
+        base_cls.pop(key)  # the teacher's pipeline is not temperature-scaled: same numbers
     base_emb = embedding_metrics(baseline[0], notes, shared, cfg.k)
     report["baseline"] = {
         **base_emb,
@@ -450,9 +489,12 @@ def evaluate(
     baseline = BaselinePipeline(teacher_dir, teacher.text_max_length, cache_dir)
     reports: dict[str, dict[str, Any]] = {}
     threshold = student.gene_threshold
+    calibration = (student.temperature, abstention_rule(student.config, cfg.abstention))
     for lang in all_langs:
         say(f"{lang}: student")
-        z, logits, gene_probs = student.predict_with_genes(notes.texts[lang], lang, cfg.batch_size)
+        z, logits, gene_probs = student.predict_with_genes(
+            notes.texts[lang], lang, cfg.batch_size, calibrated=False
+        )
         genes = None
         if gene_probs is not None and threshold is not None:
             genes = GenePredictions(gene_probs, threshold)
@@ -462,8 +504,10 @@ def evaluate(
         else:
             say(f"{lang}: baseline (MiniLM + the teacher's text head)")
             base = baseline.predict(notes.texts[lang], cfg.batch_size)
-        reports[lang] = _language_report(lang, (z, logits), base, notes, shared, cfg, genes)
-    quantum = _quantum_retention(quantum_dir, reports, notes, langs, cfg, say)
+        reports[lang] = _language_report(
+            lang, (z, logits), base, notes, shared, cfg, genes, calibration
+        )
+    quantum = _quantum_retention(quantum_dir, reports, notes, langs, cfg, say, student)
     return {
         "student": str(student_dir),
         "student_version": student.config.get("version", ""),
@@ -476,6 +520,10 @@ def evaluate(
         "n_notes_per_language": len(notes.truth),
         "k": cfg.k,
         "gene_head_threshold": threshold,
+        "temperature": calibration[0],
+        "abstention_threshold": calibration[1].below,
+        "abstention_calibrated": calibration[1].calibrated,
+        "calibration": student.config.get("calibration"),
         "languages": {lang: reports[lang] for lang in langs},
         "english_reference": reports[TEACHER_LANGUAGE],
         "ceilings": _ceilings(cases, teacher, notes, test_rows, shared.probe, cfg.k),
@@ -491,7 +539,11 @@ def _quantum_retention(
     langs: Sequence[str],
     cfg: EvalConfig,
     say: Progress,
+    student: DistilledStudent | None = None,
 ) -> dict[str, Any]:
+    """retention (alignment top-1 in the teacher space, quantum / classical) and, when the
+    quantum student carries its fidelity encoding (core/models/quantum_encoding.py), the
+    4-qubit state-space figures (`_state_space`) against the classical `student`."""
     classical = float(np.mean([reports[lang]["alignment_accuracy"] for lang in langs]))
     out: dict[str, Any] = {"retention": None, "classical_alignment_accuracy": classical}
     if quantum_dir is None:
@@ -502,9 +554,9 @@ def _quantum_retention(
     if qstudent.config.get("head") != "quantum":
         raise InputError(f"{quantum_dir}: not a quantum-head student (head is "
                          f"{qstudent.config.get('head')!r})")  # fmt: skip
-    per_lang = {}
+    per_lang, states = {}, {}
     for lang in langs:
-        emb, _ = qstudent.predict(notes.texts[lang], lang, cfg.batch_size)
+        emb, states[lang] = _embed_with_states(qstudent, notes.texts[lang], lang, cfg.batch_size)
         per_lang[lang] = metrics.recall_at_k(emb, notes.note_gallery, notes.own_note, 1)
     quantum = float(np.mean(list(per_lang.values())))
     out.update(
@@ -514,6 +566,89 @@ def _quantum_retention(
         quantum_alignment_accuracy_by_language=per_lang,
         compression=f"{qstudent.model.head.in_dim} dimensions -> {qstudent.model.head.n_qubits} "
         "qubits",
+        quantum_fidelity_weight=qstudent.config.get("distill", {}).get("quantum_fidelity_weight"),
+    )
+    encoding = qstudent.model.encoding
+    if encoding is None:
+        out["state_space"] = None
+        out["state_space_note"] = "the quantum student has no fidelity encoding (older run)"
+    elif student is not None:
+        say("state space: the classical student through the same encoding")
+        out["state_space"] = _state_space(encoding, states, student, notes, langs, cfg)
+    return out
+
+
+@torch.no_grad()
+def _embed_with_states(
+    student: DistilledStudent, texts: Sequence[str], lang: str, batch_size: int
+) -> tuple[Tensor, Tensor]:
+    """A quantum-head student's embeddings (N, D) and prepared states (N, 2^n), one circuit
+    run per batch, on the CPU in eval mode."""
+    student.model.eval()
+    embs, states = [], []
+    for s in range(0, len(texts), batch_size):
+        chunk = list(texts[s : s + batch_size])
+        z, _, _, psi = student.model(**student.batcher(chunk, [lang] * len(chunk)), with_state=True)
+        embs.append(z.float())
+        states.append(psi)
+    return torch.cat(embs), torch.cat(states)
+
+
+def _fidelity_retrieval(states: Tensor, gallery: Tensor, own: Tensor) -> tuple[float, float]:
+    """Top-1 of each state's own gallery state by fidelity |<psi|phi>|^2, and the mean
+    fidelity to it; states (N, 2^n), gallery (M, 2^n), complex unit vectors; own (N,)."""
+    fid = (states.conj() @ gallery.T).abs().pow(2)  # (N, M)
+    top1 = float((fid.argmax(1) == own).float().mean())
+    return top1, float(fid.gather(1, own[:, None]).mean())
+
+
+def _state_space(
+    encoding: QuantumEncoding,
+    states: dict[str, Tensor],
+    student: DistilledStudent,
+    notes: TestNotes,
+    langs: Sequence[str],
+    cfg: EvalConfig,
+) -> dict[str, Any]:
+    """The 4-qubit figures, means over `langs` (by_language: per language):
+    quantum_state_alignment_accuracy: top-1 retrieval of the note's own English note by
+    fidelity between the quantum student's prepared state and the encoded teacher embeddings
+    of every English test note; classical_state_alignment_accuracy: the same with the
+    classical student's embeddings pushed through the same encoding (the fair classical
+    reference in 4-qubit space); state_retention: their ratio; *_mean_fidelity: mean fidelity
+    to the own note's teacher state; classical_bottleneck_alignment_accuracy: the classical
+    student's embeddings cut to the encoding's principal components (K = 30 real numbers, the
+    state's degrees of freedom; the control that tells the bottleneck from the circuit),
+    top-1 alignment in the teacher space, and teacher_bottleneck_alignment_accuracy: the same
+    of the teacher's own English embeddings (what a perfect 30-number student could reach)."""
+    gallery = encoding.encode(notes.note_gallery)  # (M, 2^n)
+    by_language: dict[str, dict[str, float | None]] = {}
+    for lang in langs:
+        z, _ = student.predict(notes.texts[lang], lang, cfg.batch_size)
+        q_top1, q_fid = _fidelity_retrieval(states[lang], gallery, notes.own_note)
+        c_top1, c_fid = _fidelity_retrieval(encoding.encode(z), gallery, notes.own_note)
+        by_language[lang] = {
+            "quantum_state_alignment_accuracy": q_top1,
+            "quantum_mean_fidelity": q_fid,
+            "classical_state_alignment_accuracy": c_top1,
+            "classical_mean_fidelity": c_fid,
+            "classical_bottleneck_alignment_accuracy": metrics.recall_at_k(
+                encoding.reconstruct(z), notes.note_gallery, notes.own_note, 1
+            ),
+        }
+    out: dict[str, Any] = {
+        key: float(np.mean([r[key] for r in by_language.values()]))
+        for key in next(iter(by_language.values()))
+    }
+    classical = out["classical_state_alignment_accuracy"]
+    own_teacher = notes.note_gallery[notes.own_note]  # (N, D) the teacher's own English notes
+    out.update(
+        state_retention=out["quantum_state_alignment_accuracy"] / classical if classical else None,
+        teacher_bottleneck_alignment_accuracy=metrics.recall_at_k(
+            encoding.reconstruct(own_teacher), notes.note_gallery, notes.own_note, 1
+        ),
+        encoding=encoding.record(),
+        by_language=by_language,
     )
     return out
 

@@ -112,10 +112,14 @@ def group_recall_ceiling(
 class AbstentionRule:
     """When the student says it is unsure: no entity of an oncology category is found in the
     text, or the top probability is below `below`. `cmkd classify`, search and the
-    evaluation all use CLASSIFY_ABSTENTION."""
+    evaluation all use CLASSIFY_ABSTENTION, with `below` replaced by the student's calibrated
+    threshold when it has one (core.eval.calibration.abstention_rule)."""
 
     below: float
     oncology_categories: frozenset[str]
+    # `below` applies to temperature-scaled probabilities (core.eval.calibration), chosen on
+    # English validation notes; False: the fixed threshold on the raw softmax.
+    calibrated: bool = False
 
     def reason(self, top_probability: float, categories: Iterable[str]) -> str:
         """Why the model abstains, or "" when it answers. categories: the lexicon categories
@@ -126,7 +130,8 @@ class AbstentionRule:
                 "the text may not be about cancer"
             )
         if top_probability < self.below:
-            return f"unsure: top probability {top_probability:.2f} is below {self.below}"
+            which = "the calibrated threshold " if self.calibrated else ""
+            return f"unsure: top probability {top_probability:.2f} is below {which}{self.below:.2f}"
         return ""
 
     def abstains(self, top_probability: float, categories: Iterable[str]) -> bool:

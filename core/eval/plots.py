@@ -75,21 +75,30 @@ def language_bars(report: Mapping[str, Any], path: Path) -> Path:
 
 
 def reliability_diagram(report: Mapping[str, Any], path: Path) -> Path:
-    """Accuracy against confidence per bin, one line per language, with the diagonal."""
+    """Accuracy against confidence per bin, one line per language, with the diagonal: the
+    calibrated probabilities users see (softmax of logits / T) and, in a second panel when the
+    report has them, the plain softmax before temperature scaling."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot([0, 1], [0, 1], color="gray", linestyle="--", label="perfect calibration")
     rows = {**report["languages"], "en": report["english_reference"]}
-    for lang, m in rows.items():
-        bins = m["reliability"]
-        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o",
-                markersize=3, label=f"{lang} (ECE {m['ece']:.3f})")  # fmt: skip
-    ax.set_xlabel("confidence (top softmax probability)")
-    ax.set_ylabel("accuracy")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=7)
-    ax.set_title("student reliability, 15 bins", fontsize=10)
+    panels = [("reliability", "ece", "calibrated (what users see)")]
+    if all("reliability_uncalibrated" in m for m in rows.values()):
+        panels.insert(0, ("reliability_uncalibrated", "ece_uncalibrated", "uncalibrated"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 5), squeeze=False)
+    temperature = report.get("temperature")
+    for ax, (bins_key, ece_key, title) in zip(axes[0], panels, strict=True):
+        ax.plot([0, 1], [0, 1], color="gray", linestyle="--", label="perfect calibration")
+        for lang, m in rows.items():
+            bins = m[bins_key]
+            ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o",
+                    markersize=3, label=f"{lang} (ECE {m[ece_key]:.3f})")  # fmt: skip
+        ax.set_xlabel("confidence (top softmax probability)")
+        ax.set_ylabel("accuracy")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.legend(fontsize=7)
+        if bins_key == "reliability" and temperature is not None and len(panels) > 1:
+            title = f"{title}, T = {temperature:.2f}"
+        ax.set_title(f"student reliability, 15 bins: {title}", fontsize=10)
     return _save(fig, path)
 
 

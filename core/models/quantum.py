@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.errors import ConfigError
 from core.models.heads import Head
+from core.models.quantum_encoding import QuantumEncoding
 
 MAX_QUBITS = 12  # the simulated state has 2^n amplitudes per sample; beyond this it crawls
 
@@ -47,6 +49,11 @@ class QuantumProjectionHead(Head):
     layers add trainable parameters but no expressive power a classical map of rho lacks; the
     compression, not the circuit, is what the experiment measures. StronglyEntangling layers:
     Schuld et al. 2020, "Circuit-centric quantum classifiers".
+
+    Distillation (DistillConfig.quantum_fidelity_weight) trains the prepared state |psi> itself
+    towards a fixed amplitude encoding of the teacher's embedding (core/models/
+    quantum_encoding.py) by fidelity, and `init_readout` starts the readout as that encoding's
+    decoder. `embed_with_state` gives the output and the state from one circuit run.
     """
 
     def __init__(self, in_dim: int, out_dim: int, n_qubits: int = 4, n_layers: int = 2) -> None:
@@ -72,16 +79,11 @@ class QuantumProjectionHead(Head):
             qml.StatePrep(amplitudes, wires=wires)
             qml.StronglyEntanglingLayers(weights, wires=wires)
 
-        def density(amplitudes: Tensor, weights: Tensor) -> Tensor:
-            prepare(amplitudes, weights)
-            return qml.density_matrix(wires)
-
         def state(amplitudes: Tensor, weights: Tensor) -> Tensor:
             prepare(amplitudes, weights)
             return qml.state()
 
         device = qml.device("default.qubit", wires=n_qubits)
-        self._density = qml.QNode(density, device, interface="torch", diff_method="backprop")
         self._state = qml.QNode(state, device, interface="torch", diff_method="backprop")
 
     def amplitudes(self, x: Tensor) -> Tensor:
@@ -96,23 +98,57 @@ class QuantumProjectionHead(Head):
 
     def measure(self, x: Tensor) -> Tensor:
         """The prepared state's density matrix as real features (B, 2 * 4^n): Re, then Im."""
-        with _no_autocast(x):
-            rho = self._density(self.amplitudes(x), self.circuit_weights)  # (B, 2^n, 2^n)
-        return torch.cat([rho.real.flatten(1), rho.imag.flatten(1)], dim=-1).to(x.dtype)
+        return self._features(self._prepared(x), x.dtype)
 
     def state(self, x: Tensor) -> Tensor:
         """The prepared statevectors (B, 2^n_qubits), complex; input to FidelityLoss."""
-        if x.dim() != 2 or x.shape[-1] != self.in_dim:
-            raise ValueError(f"expected (B, {self.in_dim}) features, got {tuple(x.shape)}")
-        with _no_autocast(x):
-            return self._state(self.amplitudes(x), self.circuit_weights)
+        self._check(x)
+        return self._prepared(x)
+
+    def embed_with_state(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """`forward` and `state` from one circuit run: (B, out_dim) unit vectors and the
+        (B, 2^n) statevectors they are read from."""
+        self._check(x)
+        psi = self._prepared(x)  # (B, 2^n)
+        z = self.readout(self._features(psi, x.dtype))  # (B, out_dim)
+        return F.normalize(z, dim=-1), psi
 
     def project(self, x: Tensor) -> Tensor:
         return self.readout(self.measure(x))  # (B, out_dim)
 
+    def init_readout(self, encoding: QuantumEncoding) -> None:
+        """Make the readout `encoding`'s decoder: a state equal to the encoding of a teacher
+        embedding v is then read out as v's PCA reconstruction (core/models/quantum_encoding.py),
+        so the fidelity term and the alignment losses pull the same way from the start."""
+        if encoding.n_qubits != self.n_qubits or encoding.dim != self.out_dim:
+            raise ConfigError(
+                f"encoding ({encoding.n_qubits} qubits, D={encoding.dim}) does not fit this head "
+                f"({self.n_qubits} qubits, D={self.out_dim})"
+            )
+        weight, bias = encoding.decoder()
+        with torch.no_grad():
+            self.readout.weight.copy_(weight)
+            self.readout.bias.copy_(bias)
+
+    def _check(self, x: Tensor) -> None:
+        if x.dim() != 2 or x.shape[-1] != self.in_dim:
+            raise ValueError(f"expected (B, {self.in_dim}) features, got {tuple(x.shape)}")
+
+    def _prepared(self, x: Tensor) -> Tensor:
+        """SEL(phi) |psi0>, (B, 2^n) complex, simulated in float32 (see `amplitudes`)."""
+        with _no_autocast(x):
+            return self._state(self.amplitudes(x), self.circuit_weights)
+
+    @staticmethod
+    def _features(psi: Tensor, dtype: torch.dtype) -> Tensor:
+        """rho = |psi><psi| (exactly what qml.density_matrix returns for the pure state) as
+        [Re rho, Im rho] flattened row-major, (B, 2 * 4^n)."""
+        rho = psi.unsqueeze(2) * psi.conj().unsqueeze(1)  # (B, 2^n, 2^n)
+        return torch.cat([rho.real.flatten(1), rho.imag.flatten(1)], dim=-1).to(dtype)
+
 
 def _no_autocast(x: Tensor) -> torch.autocast:
-    """Autocast switched off on x's device for the circuit (see `angles`)."""
+    """Autocast switched off on x's device for the circuit (see `amplitudes`)."""
     return torch.autocast(device_type=x.device.type, enabled=False)
 
 

@@ -25,6 +25,8 @@ Objective per batch of n note rows (a, b), m parallel rows (c) and h review rows
     loss = (n * DistillationLoss(note rows) + m * alpha * InfoNCE(parallel rows)) / (n + m)
            + gene_weight * GeneBCELoss(note rows in gene_languages)   (when gene_weight > 0)
            + gamma * HardNegativeLoss(review rows)          (only when the run has review rows)
+           + quantum_fidelity_weight * FidelityLoss(the quantum head's state on note and
+             parallel rows, the teacher embedding's state)  (quantum head only)
 
 with DistillationLoss = alpha * align + (1 - alpha) * KD + beta * CE (core/losses/combined.py).
 GeneBCELoss (core/losses/gene_bce.py) trains the optional driver-gene head
@@ -43,8 +45,14 @@ student.safetensors (encoder), head.safetensors (projection into the teacher's s
 space), classifier.safetensors (cancer type from the projected embedding),
 genes.safetensors (the driver-gene head, when gene_weight > 0; its genes, input and the
 decision threshold chosen on the English validation notes are config.json's "gene_head"),
+quantum_encoding.safetensors (quantum head: the fidelity term's fixed teacher-state encoding,
+core/models/quantum_encoding.py; config.json's "quantum_encoding" describes it),
 tokenizer/, config.json and metrics.jsonl (one JSON line per epoch), and languages/<code>/
 with a copy of each language pack, so the checkpoint is self-contained. Never pickles.
+config.json's "calibration" holds the temperature T fitted after training on the English
+notes of validation cases (core.eval.calibration; zero-shot in the other languages) and the
+abstention threshold on the calibrated probabilities; `DistilledStudent.predict` returns
+logits / T, so every softmax a user sees is calibrated (T = 1 for students without it).
 
 Multi-process: `main` runs under torchrun (`python -m torch.distributed.run --standalone
 --nproc_per_node N -m core.train.distill --config cfg.json ...`); `launch_distill` starts it.
@@ -103,6 +111,7 @@ from core.data.schema import (
     Case,
 )
 from core.errors import CmkdError, CohortError, ConfigError, InputError
+from core.eval.calibration import calibrate, temperature_of
 from core.eval.metrics import micro_f1
 from core.eval.probe import THRESHOLDS
 from core.losses.combined import (
@@ -110,8 +119,10 @@ from core.losses.combined import (
     DistillLossConfig,
     resolve_uncertainty_threshold,
 )
+from core.losses.fidelity import FidelityLoss
 from core.losses.gene_bce import GeneBCELoss
 from core.models.heads import ClassifierHead, Head, ProjectionHead
+from core.models.quantum_encoding import ENCODING_FILE, QuantumEncoding
 from core.models.student import GeneHead, StudentConfig, StudentEncoder
 from core.models.teacher import Teacher, TeacherConfig
 from core.models.text import TeacherTextEncoder, mean_pool
@@ -198,6 +209,12 @@ class DistillConfig:
     parallel_rows: int = 1024
     use_entity_attention: bool = True  # lexicon entities bias the attention (ablation: off)
     head: str = "classical"  # projection head: "classical" or "quantum" (4-qubit circuit)
+    # Quantum head only: weight of FidelityLoss between the state the head prepares and the
+    # teacher embedding's state under a fixed PCA amplitude encoding (core/models/
+    # quantum_encoding.py), on note and parallel rows; 0 = no fidelity term.
+    quantum_fidelity_weight: float = 1.0
+    # Quantum head only: start its readout as the encoding's decoder (state -> teacher space).
+    quantum_readout_init: bool = True
     extra_vocab: int = 8000  # pieces the student tokenizer adds to MiniLM's vocabulary
     val_per_language: int = 64  # validation notes per language (same cases in every one)
     eval_batch_size: int = 64  # texts per inference batch in validation
@@ -241,6 +258,8 @@ class DistillConfig:
             problems.append(f"kd_source must be one of {KD_SOURCES}")
         if self.head not in HEADS:
             problems.append(f"head must be one of {HEADS}")
+        if not 0 <= self.quantum_fidelity_weight < math.inf:
+            problems.append("quantum_fidelity_weight must be finite and >= 0")
         if self.device not in common.DEVICES:
             problems.append(f"device must be one of {common.DEVICES}")
         if self.cpu_bf16 not in CPU_BF16:
@@ -318,7 +337,9 @@ class StudentModel(nn.Module):
 
     forward: input_ids, attention_mask, entity_ids (B, T) -> embeddings (B, D) unit vectors,
     cancer-type logits (B, len(CANCER_TYPES)), the classifier reading the projection, and
-    driver-gene logits (B, G), None without a gene head.
+    driver-gene logits (B, G), None without a gene head. With `with_state` (quantum head
+    only) a fourth output: the statevectors (B, 2^n) the head prepared, from the same circuit
+    run. `encoding` (quantum head): the fixed teacher-space -> state map of the fidelity term.
     """
 
     def __init__(
@@ -327,24 +348,37 @@ class StudentModel(nn.Module):
         head: Head,
         classifier: ClassifierHead,
         genes: GeneHead | None = None,
+        encoding: QuantumEncoding | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
         self.head = head
         self.classifier = classifier
         self.genes = genes
+        self.encoding = encoding
 
     def forward(
-        self, input_ids: Tensor, attention_mask: Tensor, entity_ids: Tensor | None = None
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        entity_ids: Tensor | None = None,
+        *,
+        with_state: bool = False,
+    ) -> tuple[Tensor, ...] | tuple[Tensor, Tensor, Tensor | None]:
         states = self.encoder.token_states(input_ids, attention_mask, entity_ids)  # (B, T, H)
         # Normalised before the head, as the teacher's text branch feeds MiniLM's output.
         h = F.normalize(mean_pool(states, attention_mask), dim=-1)  # (B, H)
-        z = self.head(h)  # (B, D)
+        psi = None
+        if with_state:
+            z, psi = self.head.embed_with_state(h)  # (B, D), (B, 2^n) complex
+        else:
+            z = self.head(h)  # (B, D)
         g = None
         if self.genes is not None:  # the batcher gives entity ids whenever there is a head
             ents = torch.zeros_like(input_ids) if entity_ids is None else entity_ids
             g = self.genes(states, ents)  # (B, G)
+        if psi is not None:
+            return z, self.classifier(z), g, psi
         return z, self.classifier(z), g  # (B, D), (B, C), (B, G) or None
 
 
@@ -363,9 +397,11 @@ def _build_model(
     tokenizer: StudentTokenizer,
     teacher: Teacher,
     concept_ids: Sequence[str],
+    encoding: QuantumEncoding | None = None,
 ) -> StudentModel:
     """Encoder (from MiniLM or fresh), head and classifier (from the teacher or fresh), and
-    the gene head when cfg.gene_weight > 0, for entity ids numbered after `concept_ids`."""
+    the gene head when cfg.gene_weight > 0, for entity ids numbered after `concept_ids`.
+    A quantum head keeps `encoding` (and with quantum_readout_init reads out by its decoder)."""
     if cfg.init_from_minilm:
         encoder = StudentEncoder.from_minilm(student_cfg, tokenizer)
     else:
@@ -386,7 +422,11 @@ def _build_model(
     genes = None
     if cfg.gene_weight > 0:
         genes = make_gene_head(student_cfg.hidden, concept_ids)
-    return StudentModel(encoder, head, classifier, genes)
+    if cfg.head != "quantum":
+        encoding = None
+    elif encoding is not None and cfg.quantum_readout_init:
+        head.init_readout(encoding)  # type: ignore[attr-defined]
+    return StudentModel(encoder, head, classifier, genes, encoding)
 
 
 def make_gene_head(hidden: int, concept_ids: Sequence[str]) -> GeneHead:
@@ -401,6 +441,16 @@ def driver_labels(case: Case) -> list[bool]:
     """Whether each gene of DRIVER_GENES carries a driver event in `case` (the gene head's
     labels and the evaluation's truth)."""
     return [g in case.drivers for g in DRIVER_GENES]
+
+
+def fit_quantum_encoding(targets: TeacherTargets, notes: Sequence[NoteRow]) -> QuantumEncoding:
+    """The fidelity term's fixed encoding, fitted on the teacher's embeddings of the run's
+    English training notes (each (case, kind) once, however many languages it has)."""
+    rows = sorted({(r.teacher_row, r.kind) for r in notes})
+    if len(rows) < 2:
+        raise CohortError("the quantum encoding needs at least two training notes")
+    index = torch.tensor(rows, dtype=torch.long)  # (N, 2)
+    return QuantumEncoding.fit(targets.notes[index[:, 0], index[:, 1]])  # (N, D) -> 4 qubits
 
 
 def _head_hidden(cfg: DistillConfig, tcfg: TeacherConfig) -> int:
@@ -1008,6 +1058,39 @@ def gene_threshold(probs: Tensor, truth: Tensor) -> float:
     return max(THRESHOLDS, key=lambda t: micro_f1(probs >= t, truth))
 
 
+CALIBRATION_NOTES = 2000  # at most this many English validation notes fit T (seeded sample)
+
+
+def calibration_record(
+    model: StudentModel,
+    batcher: TextBatcher,
+    cases: Sequence[Case],
+    cfg: DistillConfig,
+    device: torch.device,
+) -> dict[str, Any] | None:
+    """config.json's "calibration": temperature T and abstention threshold (core.eval.
+    calibration.calibrate) on the English notes of validation-split cases, test templates
+    excluded; None when there are none (the student then loads with T = 1)."""
+    reserved = reserved_template_ids((TEACHER_LANGUAGE,))
+    rows = [
+        (n.text, CANCER_TYPES.index(c.cancer_type))
+        for c in sorted((c for c in cases if c.split == "val"), key=lambda c: c.case_id)
+        for n in c.notes
+        if n.lang == TEACHER_LANGUAGE and n.text.strip() and n.template_id not in reserved
+    ]
+    if not rows:
+        return None
+    if len(rows) > CALIBRATION_NOTES:
+        keep = np.random.default_rng([cfg.seed, 7]).choice(len(rows), CALIBRATION_NOTES, False)
+        rows = [rows[i] for i in sorted(keep)]
+    _, logits, _ = embed_texts(  # in fp32 on the CPU, as DistilledStudent.predict runs
+        model, batcher, [t for t, _ in rows], TEACHER_LANGUAGE, device, cfg.eval_batch_size
+    )
+    truth = torch.tensor([y for _, y in rows])
+    fitted_on = f"{TEACHER_LANGUAGE} notes of validation cases ({len(rows)} notes)"
+    return calibrate(logits, truth, fitted_on).to_dict()
+
+
 @dataclass(frozen=True)
 class _PackVal:
     """A pack language's held-out phrases: the translations and, aligned with them, the
@@ -1177,6 +1260,7 @@ def _distill(
         lexicon = merged_lexicon(packs)
         concept_ids = tuple(lexicon.concepts)
         teacher, _ = load_teacher(teacher_dir)
+        encoding = fit_quantum_encoding(targets, notes) if cfg.head == "quantum" else None
         teacher_meta = json.loads((teacher_dir / CONFIG_FILE).read_text(encoding="utf-8"))
         text_max_length = int(teacher_meta.get("train", {}).get("text_max_length", 128))
         if teacher.config.embed_dim != targets.dim:
@@ -1211,7 +1295,8 @@ def _distill(
             n_entities=len(concept_ids) + 1,
         )
         torch.manual_seed(cfg.seed)  # same initial weights on every rank, whatever ran before
-        model = _build_model(cfg, student_cfg, tokenizer, teacher, concept_ids).to(device)
+        model = _build_model(cfg, student_cfg, tokenizer, teacher, concept_ids, encoding)
+        model = model.to(device)
         batcher = TextBatcher(
             tokenizer, concept_ids, cfg.max_length,
             cfg.use_entity_attention or model.genes is not None,
@@ -1230,6 +1315,8 @@ def _distill(
             state_hash_dir.mkdir(parents=True, exist_ok=True)
             write_atomic(state_hash_dir / f"rank{world.rank}.sha256", _state_hash(model).encode())
         if world.is_main:
+            with watch.stage("calibrate"):
+                calibration = calibration_record(model, batcher, cases, cfg, device)
             with watch.stage("write"):
                 last = result["history"][-1] if result["history"] else {}
                 config = {
@@ -1244,6 +1331,7 @@ def _distill(
                     "languages": [TEACHER_LANGUAGE, *cfg.cohort_languages],
                     "head": cfg.head,
                     "head_hidden": _head_hidden(cfg, teacher.config),
+                    **({"quantum_encoding": encoding.record()} if encoding is not None else {}),
                     "shared_dim": teacher.config.embed_dim,
                     "max_length": cfg.max_length,
                     "student": student_cfg.to_dict(),
@@ -1257,6 +1345,7 @@ def _distill(
                     **({"hard_negatives": review.stats} if review is not None else {}),
                     **({"language_packs": _pack_records(packs, pack_val, last)} if packs else {}),
                     **({"gene_head": _gene_head_record(cfg, last)} if cfg.gene_weight else {}),
+                    **({"calibration": calibration} if calibration else {}),
                     "steps": result["steps"],
                     "stopped_early": result["stopped_early"],
                     "metrics": last.get("val", {}),
@@ -1494,11 +1583,15 @@ def train_step(
 ) -> dict[str, float]:
     """One optimisation step on a batch of `_Batches` (note rows first); returns the loss
     parts as floats. A model with a gene head adds gene_weight * GeneBCELoss on the note
-    rows that carry driver labels (batches without gene_labels add nothing)."""
+    rows that carry driver labels (batches without gene_labels add nothing). A quantum head
+    with an encoding adds quantum_fidelity_weight * FidelityLoss(prepared state, encoded
+    teacher embedding) on the note and parallel rows (parts["fidelity"])."""
     b = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     inputs = {k: b[k] for k in ("input_ids", "attention_mask", "entity_ids") if k in b}
+    encoding = getattr(model, "module", model).encoding  # DistributedDataParallel wraps it
+    fidelity_on = encoding is not None and cfg.quantum_fidelity_weight > 0
     with autocast_for(device, cfg.cpu_bf16):
-        z, y, g = model(**inputs)
+        z, y, g, *state = model(**inputs, with_state=fidelity_on)
     z, y = z.float(), y.float()
     n = len(b["labels"])  # note rows come first, parallel rows after them, review rows last
     end = len(z) - len(b["review_negative"]) if "review_negative" in b else len(z)
@@ -1518,6 +1611,11 @@ def train_step(
         genes = GeneBCELoss()(g[:n].float(), b["gene_labels"], b["gene_labelled"])
         parts["genes"] = float(genes.detach())
         loss = loss + cfg.gene_weight * genes
+    if fidelity_on:  # state: [(B, 2^n) complex]; teacher_emb covers note and parallel rows
+        phi = encoding.encode(b["teacher_emb"])  # (n + m, 2^n)
+        fidelity = FidelityLoss()(state[0][:end], phi)
+        parts["fidelity"] = float(fidelity.detach())
+        loss = loss + cfg.quantum_fidelity_weight * fidelity
     if "review_negative" in b:
         loss = loss_fn.add_hard_negatives(
             loss, parts, z[end:], b["review_negative"], b["review_positive"],
@@ -1537,6 +1635,8 @@ def _write_checkpoint(tmp: Path, model: StudentModel, config: dict[str, Any]) ->
     common.save_tensors(tmp / CLASSIFIER_FILE, model.classifier.state_dict())
     if model.genes is not None:
         common.save_tensors(tmp / GENES_FILE, model.genes.state_dict())
+    if model.encoding is not None:
+        model.encoding.save(tmp / ENCODING_FILE)
     write_atomic(tmp / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
 
 
@@ -1552,19 +1652,43 @@ class DistilledStudent:
     config: dict[str, Any]
 
     def predict(
-        self, texts: Sequence[str], lang: str | None = None, batch_size: int = 64
+        self,
+        texts: Sequence[str],
+        lang: str | None = None,
+        batch_size: int = 64,
+        *,
+        calibrated: bool = True,
     ) -> tuple[Tensor, Tensor]:
-        """Shared-space embeddings (N, D) and cancer-type logits (N, C) in CANCER_TYPES order."""
-        z, y, _ = self.predict_with_genes(texts, lang, batch_size)
+        """Shared-space embeddings (N, D) and cancer-type logits (N, C) in CANCER_TYPES order,
+        divided by `temperature` unless `calibrated` is False, so that their softmax is the
+        calibrated probability (the argmax, and the embeddings, do not change)."""
+        z, y, _ = self.predict_with_genes(texts, lang, batch_size, calibrated=calibrated)
         return z, y
 
     def predict_with_genes(
-        self, texts: Sequence[str], lang: str | None = None, batch_size: int = 64
+        self,
+        texts: Sequence[str],
+        lang: str | None = None,
+        batch_size: int = 64,
+        *,
+        calibrated: bool = True,
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         """`predict`'s outputs and the probability (N, G) that each gene of DRIVER_GENES is
         altered, None when the checkpoint has no gene head."""
         device = next(self.model.parameters()).device
-        return embed_texts(self.model, self.batcher, texts, lang, device, batch_size)
+        z, y, g = embed_texts(self.model, self.batcher, texts, lang, device, batch_size)
+        return z, y / self.temperature if calibrated else y, g
+
+    @property
+    def temperature(self) -> float:
+        """T of temperature scaling (config.json's "calibration", fitted on English validation
+        notes); 1.0 for students distilled before calibration."""
+        return temperature_of(self.config)
+
+    def probabilities(self, logits: Tensor, *, calibrated: bool = True) -> Tensor:
+        """Cancer-type probabilities (N, C) of uncalibrated logits (N, C) (`predict(...,
+        calibrated=False)`): softmax(logits / T), or softmax(logits) when not `calibrated`."""
+        return torch.softmax(logits.float() / (self.temperature if calibrated else 1.0), dim=-1)
 
     @property
     def gene_threshold(self) -> float | None:
@@ -1593,6 +1717,10 @@ def load_distilled(directory: Path) -> DistilledStudent:
         raise InputError(f"{directory}: no readable student config.json ({exc})") from exc
     if not isinstance(config, dict) or config.get("kind") != "student":
         raise InputError(f"{directory}: config.json does not describe a distilled student")
+    try:  # a broken calibration record fails here, not at the first prediction
+        temperature_of(config)
+    except (InputError, TypeError, ValueError) as exc:
+        raise InputError(f"{directory}: config.json's calibration: {exc}") from exc
     student_cfg = StudentConfig.from_dict(config["student"])
     tokenizer = StudentTokenizer.load(directory / TOKENIZER_DIR)
     encoder = StudentEncoder(student_cfg, tokenizer.vocab_size)
@@ -1605,7 +1733,10 @@ def load_distilled(directory: Path) -> DistilledStudent:
             raise InputError(f"{directory}: the gene head's genes differ from DRIVER_GENES")
         genes = make_gene_head(student_cfg.hidden, config["entity_concepts"])
     classifier = ClassifierHead(config["shared_dim"], len(CANCER_TYPES))
-    model = StudentModel(encoder, head, classifier, genes)
+    encoding = None
+    if "quantum_encoding" in config:  # quantum students distilled before the fidelity term lack it
+        encoding = QuantumEncoding.load(directory / ENCODING_FILE)
+    model = StudentModel(encoder, head, classifier, genes, encoding)
     parts: list[tuple[nn.Module, str]] = [
         (encoder, STUDENT_FILE), (head, HEAD_FILE), (classifier, CLASSIFIER_FILE),
     ]  # fmt: skip

@@ -29,6 +29,7 @@ SUMMARY_KEYS: tuple[tuple[str, str], ...] = (
     ("alteration_f1", "alt. F1"),
     ("sarc_accuracy", "SARC"),
     ("ece", "ECE"),
+    ("ece_uncalibrated", "ECE uncal."),
     ("abstention_rate", "abstain"),
     ("accuracy_non_abstained", "acc. kept"),
 )
@@ -47,6 +48,11 @@ def _print_text(report: dict[str, Any]) -> None:
     print(f"{'lang':10}" + "".join(f"{title:>14}" for _, title in SUMMARY_KEYS))
     for lang, m in rows.items():
         print(f"{lang:10}" + "".join(f"{_fmt(m[key]):>14}" for key, _ in SUMMARY_KEYS))
+    cal = "calibrated" if report["abstention_calibrated"] else "uncalibrated, fixed"
+    print(
+        f"temperature {report['temperature']:.3f}; abstains below a top probability of "
+        f"{report['abstention_threshold']:.2f} ({cal})"
+    )
     q = report["quantum"]
     retention = report["quantum_retention"]
     print(

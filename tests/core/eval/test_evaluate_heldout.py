@@ -24,8 +24,10 @@ from core.train.distill import GENES_FILE, load_distilled, reserved_template_ids
 
 RULE = AbstentionRule(0.5, frozenset({"cancer_type", "gene"}))
 KEYS = ("zero_shot_accuracy", "baseline_accuracy", "recall_at_10", "recall_at_10_slide",
-        "recall_at_10_genomic", "alteration_f1", "sarc_accuracy", "ece", "abstention_rate",
-        "accuracy_non_abstained", "alignment_accuracy")  # fmt: skip
+        "recall_at_10_genomic", "alteration_f1", "sarc_accuracy", "ece", "ece_uncalibrated",
+        "abstention_rate", "accuracy_non_abstained", "abstention_rate_uncalibrated",
+        "accuracy_non_abstained_uncalibrated", "abstention_threshold", "alignment_accuracy",
+        "reliability", "reliability_uncalibrated")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +44,11 @@ def test_every_student_language_has_every_metric(report: dict) -> None:
     for lang, m in report["languages"].items():
         for key in KEYS:
             assert key in m, (lang, key)
-        for key in ("zero_shot_accuracy", "baseline_accuracy", "alteration_f1", "ece"):
+        for key in ("zero_shot_accuracy", "baseline_accuracy", "alteration_f1", "ece",
+                    "ece_uncalibrated"):  # fmt: skip
             assert 0.0 <= m[key] <= 1.0, (lang, key)
+        # The student's calibrated threshold (recorded by distill), not the rule passed in.
+        assert m["abstention_threshold"] == report["abstention_threshold"]
         assert m["n_notes"] == report["n_notes_per_language"] > 0
         assert m["recall_at_10"] == pytest.approx(
             (m["recall_at_10_slide"] + m["recall_at_10_genomic"]) / 2
@@ -51,6 +56,8 @@ def test_every_student_language_has_every_metric(report: dict) -> None:
     # English through the teacher's own pipeline lands on its own embedding: top-1 is exact.
     assert report["english_reference"]["baseline"]["alignment_accuracy"] == 1.0
     assert "quantum_retention" in report and report["quantum_retention"] is None
+    assert report["abstention_calibrated"] and report["temperature"] > 0
+    assert report["abstention_threshold"] == report["calibration"]["threshold"]
     json.dumps(report)  # JSON-ready
 
 
