@@ -161,6 +161,34 @@ def test_fidelity_term_trains_the_circuit_and_the_encoder(cohort: Path, teacher:
     assert all(0.0 <= p["fidelity"] <= 1.0 and math.isfinite(p["loss"]) for p in parts)
 
 
+def test_frozen_readout_stays_the_decoder_while_the_circuit_trains(
+    cohort: Path, teacher: Path
+) -> None:  # noqa: F811
+    cfg, model, batch = _quantum_setup(cohort, teacher)
+    assert cfg.quantum_readout_frozen
+    weight, bias = model.encoding.decoder()
+    circuit = model.head.circuit_weights.detach().clone()
+    with common.torch_threads(cfg.threads):
+        for _ in range(2):
+            train_step(model, batch, DistillationLoss(cfg.loss), make_optimizer(model, cfg), cfg,
+                       torch.device("cpu"))  # fmt: skip
+    torch.testing.assert_close(model.head.readout.weight, weight)
+    torch.testing.assert_close(model.head.readout.bias, bias)
+    assert not torch.equal(model.head.circuit_weights, circuit)
+
+
+def test_trainable_readout_moves_and_frozen_needs_the_init(cohort: Path, teacher: Path) -> None:  # noqa: F811
+    cfg, model, batch = _quantum_setup(cohort, teacher, quantum_readout_frozen=False)
+    before = model.head.readout.weight.detach().clone()
+    with common.torch_threads(cfg.threads):
+        train_step(model, batch, DistillationLoss(cfg.loss), make_optimizer(model, cfg), cfg,
+                   torch.device("cpu"))  # fmt: skip
+    assert not torch.equal(model.head.readout.weight, before)
+    with pytest.raises(ConfigError, match="quantum_readout_frozen needs quantum_readout_init"):
+        DistillConfig(head="quantum", quantum_readout_init=False)
+    DistillConfig(head="quantum", quantum_readout_init=False, quantum_readout_frozen=False)
+
+
 def test_weight_zero_adds_no_fidelity_term(cohort: Path, teacher: Path) -> None:  # noqa: F811
     cfg, model, batch = _quantum_setup(cohort, teacher, quantum_fidelity_weight=0.0)
     with common.torch_threads(cfg.threads):
