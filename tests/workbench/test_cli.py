@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from workbench.cli import main
+import pytest
+
+from workbench.cli import DEMO_BUDGET_S, MIN_STAGE_MINUTES, _demo_minutes, main
 
 
 def test_cohort_stats_json(tiny_cohort: Path, capsys) -> None:
@@ -71,3 +74,11 @@ def test_demo_builds_cohort_teacher_index_and_student_once(
     err = capsys.readouterr().err
     for part in ("cohort", "teacher", "index", "student"):
         assert f"{part}: present" in err
+
+
+def test_demo_stages_share_what_is_left_of_the_ten_minutes() -> None:
+    now = time.monotonic()
+    assert _demo_minutes(now, 0.0, 5.0) == 5.0  # early: the config's own cap
+    late = now - (DEMO_BUDGET_S - 180.0)  # three minutes left
+    assert _demo_minutes(late, 60.0, 5.0) == pytest.approx(2.0, abs=0.01)
+    assert _demo_minutes(now - DEMO_BUDGET_S, 0.0, 5.0) == MIN_STAGE_MINUTES  # past the budget
