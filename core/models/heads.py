@@ -78,23 +78,3 @@ class ClassifierHead(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         return self.linear(z * self.scale)  # (B, n_classes)
-
-
-class AttributeHeads(nn.Module):
-    """Linear read-outs of case attributes from shared-space unit vectors (B, D): subtype
-    logits (B, n_subtypes), grade logits (B, n_grades) and driver-gene logits (B, n_genes),
-    scaled like ClassifierHead. Used only in the teacher's training objective
-    (core/losses/attributes.py)."""
-
-    def __init__(self, in_dim: int, n_subtypes: int, n_grades: int, n_genes: int) -> None:
-        super().__init__()
-        if min(in_dim, n_subtypes, n_grades, n_genes) < 1:
-            raise ConfigError("attribute heads need positive dimensions")
-        self.scale = math.sqrt(in_dim)
-        self.subtype = nn.Linear(in_dim, n_subtypes)
-        self.grade = nn.Linear(in_dim, n_grades)
-        self.genes = nn.Linear(in_dim, n_genes)
-
-    def forward(self, z: Tensor) -> dict[str, Tensor]:
-        z = z * self.scale  # (B, D)
-        return {"subtype": self.subtype(z), "grade": self.grade(z), "genes": self.genes(z)}

@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.data.schema import CANCER_TYPES, DRIVER_GENES, NOTE_KINDS, SUBTYPES
+from core.data.schema import CANCER_TYPES, NOTE_KINDS
 from core.errors import ConfigError, InputError
 from core.models.genomic import GenomicEncoder, GenomicFeaturizer
-from core.models.heads import AttributeHeads, ClassifierHead, ProjectionHead
+from core.models.heads import ClassifierHead, ProjectionHead
 from core.models.text import MINILM_DIM
 from core.models.vision import SlideEncoder
 from core.train.common import config_from_dict, load_tensors, save_tensors
@@ -41,9 +41,6 @@ from core.train.common import config_from_dict, load_tensors, save_tensors
 TEACHER_MODALITIES: tuple[str, ...] = ("slide", "genomic", "text")
 FUSIONS: tuple[str, ...] = ("attention", "mean")
 WEIGHTS_FILE = "model.safetensors"
-# The attribute heads' classes: every subtype of every type, in CANCER_TYPES order; grades 1-3.
-SUBTYPE_IDS: tuple[str, ...] = tuple(s for t in CANCER_TYPES for s in SUBTYPES[t])
-N_GRADES = 3
 
 
 @dataclass(frozen=True)
@@ -78,9 +75,6 @@ class TeacherConfig:
     text_dim: int = MINILM_DIM  # MiniLM's output width
     note_kinds: tuple[str, ...] = NOTE_KINDS  # English note kinds embedded per case
     n_classes: int = len(CANCER_TYPES)  # classifier outputs, in CANCER_TYPES order
-    # Subtype, grade and driver-gene heads on every modality's embedding, trained by
-    # core/losses/attributes.py (False: teachers saved before they existed).
-    attribute_heads: bool = True
 
     def __post_init__(self) -> None:
         problems = []
@@ -222,11 +216,6 @@ class Teacher(nn.Module):
         self.fusion_bias = nn.Parameter(torch.zeros(len(TEACHER_MODALITIES)))
         self.classifier_dropout = nn.Dropout(c.dropout)
         self.classifier = ClassifierHead(c.embed_dim, c.n_classes)
-        self.attributes = (
-            AttributeHeads(c.embed_dim, len(SUBTYPE_IDS), N_GRADES, len(DRIVER_GENES))
-            if c.attribute_heads
-            else None
-        )
 
     # -- per-modality embeddings in the shared space -----------------------------------
 

@@ -5,7 +5,6 @@ Objective per batch of training cases (B rows):
     loss = w_align * mean_{pairs (a, b) of slide, genomic, text} InfoNCE(e_a, e_b | both present)
          + w_ce    * CE(classifier(fuse(e | presence with modality dropout)), recorded label)
          + w_uni   * mean_m CE(classifier(e_m), recorded label)          (rows where m present)
-         + w_attr  * AttributeLoss(subtype, grade, driver genes from each e_m)
 
 InfoNCE is core/losses/infonce.py's symmetric CLIP loss; the recorded label `case.label` is
 noisy on purpose (validation uses the true `case.cancer_type`). Modality dropout and the
@@ -48,15 +47,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from core.data.cohort import CASES_FILE, IMPORTED_FILE, load_cases
-from core.data.schema import CANCER_TYPES, DRIVER_GENES, Case
+from core.data.schema import CANCER_TYPES, Case
 from core.errors import ConfigError, InputError
 from core.io import write_atomic
-from core.losses.attributes import AttributeLoss
 from core.losses.infonce import InfoNCELoss, pairwise_infonce
 from core.losses.reduction import mean_or_zero, zero_loss
 from core.models.teacher import (
-    N_GRADES,
-    SUBTYPE_IDS,
     TEACHER_MODALITIES,
     WEIGHTS_FILE,
     Teacher,
@@ -95,9 +91,6 @@ class TeacherTrainConfig:
     ce_weight: float = 1.0  # w_ce, fused classifier on the recorded label
     unimodal_ce_weight: float = 0.5  # w_uni, classifier on each modality alone
     label_smoothing: float = 0.1  # softens the noisy recorded labels
-    # w_attr: subtype, grade and driver-gene heads on each modality (core/losses/attributes.py;
-    # needs model.attribute_heads)
-    attribute_weight: float = 1.0
     modality_dropout: float = 0.3  # chance each present modality is hidden from the fused CE
     train_tiles: int = 2  # random tiles per case per step (embeddings use all of them)
     seed: int = 0  # seeds torch, numpy and random
@@ -132,10 +125,6 @@ class TeacherTrainConfig:
             problems.append("need text_max_length >= 8, threads >= 0, infonce_temperature > 0")
         if self.min_epochs < 0:
             problems.append("min_epochs must be >= 0")
-        if not 0 <= self.attribute_weight < math.inf:
-            problems.append("attribute_weight must be finite and >= 0")
-        elif self.attribute_weight > 0 and not self.model.attribute_heads:
-            problems.append("attribute_weight > 0 needs model.attribute_heads")
         if problems:
             raise ConfigError("TeacherTrainConfig: " + "; ".join(problems))
 
@@ -164,10 +153,6 @@ class CohortTensors:
     note_mask: Tensor  # (C, K) bool
     labels: Tensor  # (C,) recorded label index, -1 when unknown
     truth: Tensor  # (C,) true cancer type index
-    attributes: dict[str, Tensor]  # core/losses/attributes.py labels, see case_attributes
-
-    def attribute_labels(self, idx: Tensor, device: torch.device) -> dict[str, Tensor]:
-        return {k: v[idx].to(device) for k, v in self.attributes.items()}
 
     def split_index(self, split: str) -> Tensor:
         return torch.tensor([i for i, s in enumerate(self.splits) if s == split], dtype=torch.long)
@@ -191,24 +176,6 @@ def cohort_hash(cohort_dir: Path) -> str:
         if p.is_file()
     ]
     return common.text_sha256(":".join(digests))
-
-
-def case_attributes(cases: Sequence[Case]) -> dict[str, Tensor]:
-    """The attribute labels of core/losses/attributes.py, in case order: "subtype" (C,) index
-    into SUBTYPE_IDS and "grade" (C,) 0-2, both -1 when unknown; "genes" (C, G) whether each
-    DRIVER_GENES gene carries a driver event, "genes_known" (C,) whether the case has variant
-    calls (a case without a VCF says nothing about its genes)."""
-    subtype = {s: i for i, s in enumerate(SUBTYPE_IDS)}
-    return {
-        "subtype": torch.tensor([subtype.get(c.subtype, -1) for c in cases], dtype=torch.long),
-        "grade": torch.tensor(
-            [c.grade - 1 if 1 <= c.grade <= N_GRADES else -1 for c in cases], dtype=torch.long
-        ),
-        "genes": torch.tensor(
-            [[g in c.drivers for g in DRIVER_GENES] for c in cases], dtype=torch.float32
-        ).reshape(len(cases), len(DRIVER_GENES)),
-        "genes_known": torch.tensor([bool(c.variants) for c in cases], dtype=torch.bool),
-    }
 
 
 def english_notes(cases: Sequence[Case], kinds: Sequence[str]) -> list[list[str | None]]:
@@ -280,7 +247,6 @@ def prepare_cohort(
         note_mask=note_mask,
         labels=torch.tensor([index.get(c.label, -1) for c in cases], dtype=torch.long),
         truth=torch.tensor([index.get(c.cancer_type, -1) for c in cases], dtype=torch.long),
-        attributes=case_attributes(cases),
     )
 
 
@@ -300,7 +266,6 @@ def _training_loss(
     model: Teacher,
     inputs: TeacherInputs,
     labels: Tensor,
-    attribute_labels: dict[str, Tensor],
     cfg: TeacherTrainConfig,
     criterion: InfoNCELoss,
 ) -> tuple[Tensor, dict[str, float]]:
@@ -333,17 +298,7 @@ def _training_loss(
             )
     unimodal = mean_or_zero(uni, ce)
     loss = cfg.align_weight * align + cfg.ce_weight * ce + cfg.unimodal_ce_weight * unimodal
-    info = {"loss": 0.0, "align": align.item(), "ce": ce.item()}
-    if cfg.attribute_weight > 0 and model.attributes is not None:
-        attr = AttributeLoss()(
-            {m: model.attributes(out.embeddings[m]) for m in TEACHER_MODALITIES},
-            {m: present[:, i] for i, m in enumerate(TEACHER_MODALITIES)},
-            attribute_labels,
-        )
-        loss = loss + cfg.attribute_weight * attr
-        info["attr"] = attr.item()
-    info["loss"] = loss.item()
-    return loss, info
+    return loss, {"loss": loss.item(), "align": align.item(), "ce": ce.item()}
 
 
 @torch.no_grad()
@@ -508,9 +463,8 @@ def _train(
                 )
                 with common.autocast(device):
                     loss, info = _training_loss(
-                        model, inputs, data.labels[batch].to(device),
-                        data.attribute_labels(batch, device), cfg, criterion,
-                    )  # fmt: skip
+                        model, inputs, data.labels[batch].to(device), cfg, criterion
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -607,9 +561,7 @@ def load_teacher(directory: Path) -> tuple[Teacher, TeacherConfig]:
         raise InputError(f"{directory}: no readable teacher config.json ({exc})") from exc
     if not isinstance(config, dict) or config.get("kind") != "teacher":
         raise InputError(f"{directory}: config.json does not describe a teacher")
-    saved = dict(config.get("model", {}))
-    saved.setdefault("attribute_heads", False)  # saved before the heads existed: none in weights
-    model_cfg = TeacherConfig.from_dict(saved)
+    model_cfg = TeacherConfig.from_dict(config.get("model", {}))
     return teacher_from_weights(directory / WEIGHTS_FILE, model_cfg), model_cfg
 
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 import core.train.teacher as teacher_train
 from core.data.cohort import load_cases
-from core.data.schema import CANCER_TYPES, DRIVER_GENES, NOTE_KINDS
+from core.data.schema import CANCER_TYPES, NOTE_KINDS
 from core.errors import ConfigError, InputError
 from core.models.teacher import TeacherConfig
 from core.train import common
@@ -144,33 +144,6 @@ def test_checkpoint_reloads_to_the_stored_embeddings(run, tiny_cohort, monkeypat
         torch.testing.assert_close(again[key], stored[key])
 
 
-def test_teacher_saved_before_attribute_heads_still_loads(run, tmp_path):
-    out, _, _ = run
-    old = tmp_path / "old-teacher"
-    old.mkdir()
-    model, _ = load_teacher(out)
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith("attributes.")}
-    common.save_tensors(old / "model.safetensors", state)
-    config = json.loads((out / "config.json").read_text())
-    del config["model"]["attribute_heads"]
-    (old / "config.json").write_text(json.dumps(config))
-    reloaded, model_cfg = load_teacher(old)
-    assert not model_cfg.attribute_heads and reloaded.attributes is None
-    torch.testing.assert_close(reloaded.classifier.linear.weight, model.classifier.linear.weight)
-
-
-def test_attribute_labels_follow_the_cases(tiny_cohort):
-    cases = load_cases(tiny_cohort)
-    labels = teacher_train.case_attributes(cases)
-    for i, c in enumerate(cases):
-        assert teacher_train.SUBTYPE_IDS[labels["subtype"][i]] == c.subtype
-        assert labels["grade"][i].item() == c.grade - 1
-        assert {g for g, on in zip(DRIVER_GENES, labels["genes"][i].tolist()) if on} == set(
-            c.drivers
-        )
-        assert labels["genes_known"][i].item() == bool(c.variants)
-
-
 def test_progress_reports_every_stage(run):
     _, events, _ = run
     stages = {e["stage"] for e in events}
@@ -258,10 +231,6 @@ def test_train_config_round_trip_and_rejections():
         TeacherTrainConfig(device="tpu")
     with pytest.raises(ConfigError):
         TeacherTrainConfig(batch_size=1)
-    with pytest.raises(ConfigError, match="needs model.attribute_heads"):
-        TeacherTrainConfig(model=dataclasses.replace(TINY_MODEL, attribute_heads=False))
-    TeacherTrainConfig(model=dataclasses.replace(TINY_MODEL, attribute_heads=False),
-                       attribute_weight=0.0)  # fmt: skip
 
 
 def test_unlabelled_batch_only_aligns():
@@ -279,16 +248,8 @@ def test_unlabelled_batch_only_aligns():
         note_mask=torch.ones(b, k, dtype=torch.bool),
     )
     criterion = teacher_train.InfoNCELoss()
-    unknown = {
-        "subtype": torch.full((b,), -1),
-        "grade": torch.full((b,), -1),
-        "genes": torch.zeros(b, len(DRIVER_GENES)),
-        "genes_known": torch.zeros(b, dtype=torch.bool),
-    }
-    loss, parts = teacher_train._training_loss(
-        model, inputs, torch.full((b,), -1), unknown, cfg, criterion
-    )
-    assert torch.isfinite(loss) and parts["ce"] == 0.0 and parts["attr"] == 0.0
+    loss, parts = teacher_train._training_loss(model, inputs, torch.full((b,), -1), cfg, criterion)
+    assert torch.isfinite(loss) and parts["ce"] == 0.0
     assert loss.item() == pytest.approx(cfg.align_weight * parts["align"], rel=1e-5)
     loss.backward()  # still differentiable
 
