@@ -44,6 +44,8 @@ class DistillLossConfig:
     uncertainty_quantile: float = 0.9
     uncertainty_mode: str = "downweight"  # "downweight", "skip" (article) or "off" (ablation)
     use_anchor: bool = True  # also align to the teacher's slide/genomic embeddings (article)
+    # Share s of the anchor term in align = (1 - s) * InfoNCE + s * AnchorAlignment.
+    anchor_share: float = 0.5
     # Weight of the hard-negative term on rows from staff review (used only by runs given
     # review feedback): small, so a few verdicts nudge the student without outweighing the
     # distillation targets of thousands of notes.
@@ -52,13 +54,16 @@ class DistillLossConfig:
 
     def __post_init__(self) -> None:
         numbers = ("alpha", "temperature", "beta", "infonce_temperature", "uncertainty_threshold",
-                   "uncertainty_quantile", "gamma", "hard_negative_margin")  # fmt: skip
+                   "uncertainty_quantile", "gamma", "hard_negative_margin",
+                   "anchor_share")  # fmt: skip
         for name in numbers:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f"{name} must be a number, got {value!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
+        if not 0.0 <= self.anchor_share <= 1.0:
+            raise ConfigError(f"anchor_share must be in [0, 1], got {self.anchor_share}")
         if self.beta < 0 or self.gamma < 0:
             raise ConfigError(f"beta and gamma must be >= 0, got {self.beta}, {self.gamma}")
         if not 0.0 <= self.hard_negative_margin <= 1.0:
@@ -147,7 +152,8 @@ class DistillationLoss(nn.Module):
     """alpha * align + (1 - alpha) * KD + beta * CE (source article's combined objective).
 
         align = InfoNCE(student_emb, teacher_emb)                          without anchors
-        align = (InfoNCE(student_emb, teacher_emb) + AnchorAlignment) / 2  with anchors
+        align = (1 - s) * InfoNCE(student_emb, teacher_emb) + s * AnchorAlignment
+                                                         with anchors, s = anchor_share
         KD    = T^2 * KL(softmax(t / T) || softmax(s / T))                 (KDLoss)
         CE    = cross-entropy on labelled rows                             (LabelCrossEntropy)
 
@@ -205,7 +211,7 @@ class DistillationLoss(nn.Module):
                 )
                 if anchor is not None:
                     parts["anchor"] = float(anchor.detach())
-                    align = (align + anchor) / 2
+                    align = (1 - cfg.anchor_share) * align + cfg.anchor_share * anchor
             terms.append(cfg.alpha * align)
         if cfg.alpha < 1:
             kd = self.kd(student_logits, teacher_logits, weights)

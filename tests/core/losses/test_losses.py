@@ -333,6 +333,10 @@ def test_combined_averages_anchor_into_align(gen: torch.Generator) -> None:
     thin = {"slide": torch.arange(B) == 0}
     got = DistillationLoss(cfg)(**b, anchors=anchors, anchor_present=thin)
     assert got[0].item() == pytest.approx(parts["align"])
+    heavy = DistillationLoss(dataclasses.replace(cfg, anchor_share=0.8))(**b, anchors=anchors)
+    assert heavy[0].item() == pytest.approx(0.2 * parts["align"] + 0.8 * parts["anchor"], rel=1e-5)
+    with pytest.raises(ConfigError, match="anchor_share"):
+        DistillLossConfig(anchor_share=1.5)
 
 
 def test_combined_skip_ignores_unsure_teacher(gen: torch.Generator) -> None:
