@@ -661,22 +661,33 @@ def _ceilings(
     probe: GeneProbe,
     k: int,
 ) -> dict[str, float | None]:
-    """What the data and the teacher allow: recall@k to slides of a perfect model that can
-    only see type, subtype and grade (what tiles are rendered from), and the driver-gene
-    probe on the teacher's own English test notes."""
+    """What the data and the teacher allow: recall@k of a perfect model that can tell slides
+    apart only by type, subtype and grade (what tiles are rendered from), and genomic profiles
+    only by type and driver variants (what notes name), their mean (the ceiling of
+    recall_at_k), and the driver-gene probe on the teacher's own English test notes."""
     by_row = {teacher.case_index[c.case_id]: c for c in cases if c.case_id in teacher.case_index}
-    slide = teacher.tensors["present"][:, teacher.modalities.index("slide")]
-
-    def group(row: int) -> tuple[str, str, int]:
-        c = by_row[row]
-        return c.cancer_type, c.subtype, c.grade
-
-    queries = [group(int(r)) for r in notes.rows if slide[r]]
+    groups = {
+        "slide": lambda c: (c.cancer_type, c.subtype, c.grade),
+        "genomic": lambda c: (
+            c.cancer_type,
+            frozenset((v.gene, v.hgvsp or v.alt) for v in c.variants if v.role == "driver"),
+        ),
+    }
+    ceiling = {}
+    for m, group in groups.items():
+        has = teacher.tensors["present"][:, teacher.modalities.index(m)]
+        ceiling[m] = metrics.group_recall_ceiling(
+            [group(by_row[int(r)]) for r in notes.rows if has[r]],
+            [group(by_row[r]) for r in test_rows if has[r]],
+            k,
+        )
     english = teacher.tensors["notes"][notes.rows, notes.kinds]
     return {
-        f"slide_recall_at_{k}_type_subtype_grade": metrics.group_recall_ceiling(
-            queries, [group(r) for r in test_rows if slide[r]], k
-        ),
+        f"slide_recall_at_{k}_type_subtype_grade": ceiling["slide"],
+        f"genomic_recall_at_{k}_type_driver_variants": ceiling["genomic"],
+        f"recall_at_{k}": None
+        if None in ceiling.values()
+        else float(np.mean(list(ceiling.values()))),
         "probe_alteration_f1_teacher_english": metrics.micro_f1(
             probe.predict(english), notes.drivers
         ),

@@ -61,6 +61,14 @@ def test_every_student_language_has_every_metric(report: dict) -> None:
     json.dumps(report)  # JSON-ready
 
 
+def test_ceilings_of_recall_are_reported(report: dict) -> None:
+    ceilings = report["ceilings"]
+    slide = ceilings["slide_recall_at_10_type_subtype_grade"]
+    genomic = ceilings["genomic_recall_at_10_type_driver_variants"]
+    assert 0.0 < slide <= 1.0 and 0.0 < genomic <= 1.0
+    assert ceilings["recall_at_10"] == pytest.approx((slide + genomic) / 2)
+
+
 def test_alteration_f1_comes_from_the_gene_head_with_the_probe_beside_it(
     tiny_models: Path, report: dict, tmp_path: Path
 ) -> None:
