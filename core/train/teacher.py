@@ -91,10 +91,6 @@ class TeacherTrainConfig:
     ce_weight: float = 1.0  # w_ce, fused classifier on the recorded label
     unimodal_ce_weight: float = 0.5  # w_uni, classifier on each modality alone
     label_smoothing: float = 0.1  # softens the noisy recorded labels
-    # Cancer types per batch: 0 draws batches at random (mostly other types, easy negatives);
-    # k > 0 builds each batch from k same-label blocks, so InfoNCE's negatives share the type
-    # and same-case retrieval must tell cases of one type apart.
-    batch_types: int = 0
     modality_dropout: float = 0.3  # chance each present modality is hidden from the fused CE
     train_tiles: int = 2  # random tiles per case per step (embeddings use all of them)
     seed: int = 0  # seeds torch, numpy and random
@@ -129,8 +125,6 @@ class TeacherTrainConfig:
             problems.append("need text_max_length >= 8, threads >= 0, infonce_temperature > 0")
         if self.min_epochs < 0:
             problems.append("min_epochs must be >= 0")
-        if self.batch_types < 0 or (self.batch_types and self.batch_size % self.batch_types):
-            problems.append("batch_types must be >= 0 and divide batch_size")
         if problems:
             raise ConfigError("TeacherTrainConfig: " + "; ".join(problems))
 
@@ -266,23 +260,6 @@ def _keep_random(mask: Tensor, k: int) -> Tensor:
     keep = torch.zeros_like(mask)
     keep.scatter_(1, scores.topk(min(k, mask.shape[1]), dim=1).indices, True)
     return keep & mask
-
-
-def epoch_batches(idx: Tensor, labels: Tensor, batch_size: int, batch_types: int) -> list[Tensor]:
-    """One epoch of training batches over the case rows `idx` (N,): a random partition, or
-    with batch_types = k > 0, shuffled same-label blocks of batch_size / k rows (a label's
-    leftover rows form a smaller block), k blocks per batch. Every row appears once."""
-    if not batch_types:
-        perm = idx[torch.randperm(len(idx))]
-        return list(perm.split(batch_size))
-    block = batch_size // batch_types
-    blocks: list[Tensor] = []
-    for label in labels[idx].unique():
-        rows = idx[labels[idx] == label]
-        blocks += list(rows[torch.randperm(len(rows))].split(block))
-    order = torch.randperm(len(blocks)).tolist()
-    shuffled = [blocks[i] for i in order]
-    return [torch.cat(shuffled[s : s + batch_types]) for s in range(0, len(shuffled), batch_types)]
 
 
 def _training_loss(
@@ -449,8 +426,7 @@ def _train(
          {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr,
     )  # fmt: skip
-    # Batches per epoch depend only on the label counts, not on the shuffle.
-    steps_per_epoch = len(epoch_batches(train_idx, data.labels, cfg.batch_size, cfg.batch_types))
+    steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
     min_steps = min(cfg.min_epochs, cfg.epochs) * steps_per_epoch  # run even past the budget
     budget = cfg.max_minutes * 60  # seconds for the training loop
@@ -465,7 +441,9 @@ def _train(
         for epoch in range(cfg.epochs):
             model.train()
             epoch_start = step
-            for batch in epoch_batches(train_idx, data.labels, cfg.batch_size, cfg.batch_types):
+            perm = train_idx[torch.randperm(len(train_idx))]
+            for s in range(0, len(perm), cfg.batch_size):
+                batch = perm[s : s + cfg.batch_size]
                 used = (watch.elapsed() - start) / budget if budget > 0 else math.inf
                 if used >= 1.0 and step >= min_steps:
                     stopped_early = True

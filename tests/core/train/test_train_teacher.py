@@ -231,8 +231,6 @@ def test_train_config_round_trip_and_rejections():
         TeacherTrainConfig(device="tpu")
     with pytest.raises(ConfigError):
         TeacherTrainConfig(batch_size=1)
-    with pytest.raises(ConfigError, match="batch_types"):
-        TeacherTrainConfig(batch_size=64, batch_types=5)
 
 
 def test_unlabelled_batch_only_aligns():
@@ -254,18 +252,6 @@ def test_unlabelled_batch_only_aligns():
     assert torch.isfinite(loss) and parts["ce"] == 0.0
     assert loss.item() == pytest.approx(cfg.align_weight * parts["align"], rel=1e-5)
     loss.backward()  # still differentiable
-
-
-@pytest.mark.parametrize("batch_types", [0, 2])
-def test_epoch_batches_cover_every_row_once(batch_types):
-    torch.manual_seed(0)
-    labels = torch.tensor([0] * 11 + [1] * 7 + [2] * 5 + [-1] * 3)  # -1: unlabelled rows
-    idx = torch.arange(len(labels))
-    batches = teacher_train.epoch_batches(idx, labels, 8, batch_types)
-    assert sorted(torch.cat(batches).tolist()) == idx.tolist()
-    assert all(len(b) <= 8 for b in batches)
-    if batch_types:  # at most two labels per batch, in blocks of 4 rows of one label
-        assert all(len(labels[b].unique()) <= 2 for b in batches)
 
 
 def test_keep_random_subsets_each_row():
