@@ -116,10 +116,11 @@ class QuantumProjectionHead(Head):
     def project(self, x: Tensor) -> Tensor:
         return self.readout(self.measure(x))  # (B, out_dim)
 
-    def init_readout(self, encoding: QuantumEncoding) -> None:
+    def init_readout(self, encoding: QuantumEncoding, trainable: bool = True) -> None:
         """Make the readout `encoding`'s decoder: a state equal to the encoding of a teacher
         embedding v is then read out as v's PCA reconstruction (core/models/quantum_encoding.py),
-        so the fidelity term and the alignment losses pull the same way from the start."""
+        so the fidelity term and the alignment losses pull the same way from the start. Not
+        `trainable`: the readout stays that decoder (its parameters need no gradient)."""
         if encoding.n_qubits != self.n_qubits or encoding.dim != self.out_dim:
             raise ConfigError(
                 f"encoding ({encoding.n_qubits} qubits, D={encoding.dim}) does not fit this head "
@@ -129,6 +130,7 @@ class QuantumProjectionHead(Head):
         with torch.no_grad():
             self.readout.weight.copy_(weight)
             self.readout.bias.copy_(bias)
+        self.readout.requires_grad_(trainable)
 
     def _check(self, x: Tensor) -> None:
         if x.dim() != 2 or x.shape[-1] != self.in_dim:

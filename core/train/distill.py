@@ -435,9 +435,7 @@ def _build_model(
     if cfg.head != "quantum":
         encoding = None
     elif encoding is not None and cfg.quantum_readout_init:
-        head.init_readout(encoding)  # type: ignore[attr-defined]
-        if cfg.quantum_readout_frozen:
-            head.readout.requires_grad_(False)  # type: ignore[attr-defined]
+        head.init_readout(encoding, trainable=not cfg.quantum_readout_frozen)  # type: ignore[attr-defined]
     return StudentModel(encoder, head, classifier, genes, encoding)
 
 
