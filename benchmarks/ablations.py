@@ -56,6 +56,8 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "no_align": ("ablation", "alpha=0: KD + CE only", {"loss": {"alpha": 0.0}}),
     "no_kd": ("ablation", "alpha=1: alignment + CE only", {"loss": {"alpha": 1.0}}),
     "no_entity": ("ablation", "entity-aware attention off", {"use_entity_attention": False}),
+    "no_facts": ("ablation", "no note-fact vector (the teacher still reads facts)",
+                 {"use_facts": False}),
     "no_uncertainty": ("ablation", "uncertainty weighting off",
                        {"loss": {"uncertainty_mode": "off"}}),
     "no_genes": ("ablation", "no driver-gene head (gene_weight 0)", {"gene_weight": 0.0}),

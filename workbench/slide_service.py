@@ -267,10 +267,8 @@ class SlideService:
         models = self._load_models()
         with torch.inference_mode():
             if lang == TEACHER_LANGUAGE:
-                vector, encoder = (
-                    models.teacher.embed_text(self._minilm().encode([text])),
-                    "teacher",
-                )
+                minilm, facts = self._minilm().encode([text]), models.teacher.read_facts([text])
+                vector, encoder = models.teacher.embed_text(minilm, facts), "teacher"
             else:
                 vector, encoder = self._student().predict([text], lang)[0], "student"
         vector = torch.nn.functional.normalize(vector.float(), dim=-1)[0]

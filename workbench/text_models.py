@@ -109,7 +109,8 @@ def _load_student(run: Path, version: str | None):
 
 
 def teacher_text_encoder(run: Path):
-    """English text -> the teacher's shared space: frozen MiniLM, then the trained text head."""
+    """English text -> the teacher's shared space: frozen MiniLM and the text's facts, then
+    the trained text head."""
     import torch
 
     from core.models.text import TeacherTextEncoder
@@ -122,6 +123,6 @@ def teacher_text_encoder(run: Path):
 
     def encode(text: str) -> torch.Tensor:
         with torch.inference_mode():
-            return teacher.eval().embed_text(minilm.encode([text]))
+            return teacher.eval().embed_text(minilm.encode([text]), teacher.read_facts([text]))
 
     return encode

@@ -9,8 +9,11 @@ Per student language (and English, as a reference), on those notes:
 
 - zero_shot_accuracy: the student's cancer type against the true type. Zero-shot: the
   student saw recorded labels in English only (DistillConfig.ce_languages);
-- baseline_accuracy: the teacher's English text pipeline (frozen MiniLM, the teacher's text
-  projection head and classifier) applied to the target-language text as is, no distillation;
+- baseline_accuracy: the teacher's English text pipeline (frozen MiniLM and the English
+  lexicon's note facts, the teacher's text projection head and classifier) applied to the
+  target-language text as is, no distillation; baseline_accuracy_without_facts: its neural
+  part alone (the facts the English lexicon finds in foreign text, genes and variant names
+  above all, carry much of the type);
 - recall_at_10_slide / recall_at_10_genomic: the note's student embedding as a query against
   the teacher's slide (genomic) embeddings of every test case that has one; a hit when the
   note's own case is among the 10 nearest. recall_at_10 is their mean (the issue's "same
@@ -354,7 +357,8 @@ def _lexicon_reads(
 
 class BaselinePipeline:
     """The teacher's English text pipeline on any text: frozen MiniLM (embeddings cached by
-    text under `cache_dir` when given), the teacher's text head and classifier."""
+    text under `cache_dir` when given) and English note facts, the teacher's text head and
+    classifier."""
 
     def __init__(self, teacher_dir: Path, max_length: int, cache_dir: Path | None) -> None:
         self.teacher, _ = load_teacher(teacher_dir)
@@ -382,10 +386,19 @@ class BaselinePipeline:
         )
 
     @torch.no_grad()
-    def predict(self, texts: Sequence[str], batch_size: int) -> tuple[Tensor, Tensor]:
-        """Shared-space embeddings (N, D) and logits (N, C)."""
+    def predict(
+        self, texts: Sequence[str], batch_size: int, *, with_facts: bool = True
+    ) -> tuple[Tensor, Tensor]:
+        """Shared-space embeddings (N, D) and logits (N, C). The English pipeline reads facts
+        with the English lexicon whatever the text's language, and so finds in another
+        language what is spelt alike (genes, variants, some cognates); `with_facts` False
+        gives its neural part alone (MiniLM and the head, no fact read)."""
         self.teacher.eval()
-        emb = self.teacher.embed_text(self._minilm_embeddings(texts, batch_size)).float()
+        minilm = self._minilm_embeddings(texts, batch_size)
+        facts = self.teacher.read_facts(list(texts))
+        if facts is not None and not with_facts:
+            facts = torch.zeros_like(facts)
+        emb = self.teacher.embed_text(minilm, facts).float()
         return emb, self.teacher.classify(emb).float()
 
 
@@ -502,11 +515,15 @@ def evaluate(
             base = (teacher.tensors["notes"][notes.rows, notes.kinds],
                     teacher.tensors["note_logits"][notes.rows, notes.kinds])  # fmt: skip
         else:
-            say(f"{lang}: baseline (MiniLM + the teacher's text head)")
+            say(f"{lang}: baseline (the teacher's English text pipeline)")
             base = baseline.predict(notes.texts[lang], cfg.batch_size)
         reports[lang] = _language_report(
             lang, (z, logits), base, notes, shared, cfg, genes, calibration
         )
+        if lang != TEACHER_LANGUAGE and baseline.teacher.text_facts is not None:
+            _, neural = baseline.predict(notes.texts[lang], cfg.batch_size, with_facts=False)
+            hits = (neural.argmax(1) == notes.truth).float()
+            reports[lang]["baseline_accuracy_without_facts"] = float(hits.mean())
     quantum = _quantum_retention(quantum_dir, reports, notes, langs, cfg, say, student)
     return {
         "student": str(student_dir),

@@ -2,8 +2,13 @@
 
     tiles (B, N, 3, H, W) -- SlideEncoder (timm ViT, mean over tiles) --> head --+
     variants (B, V, L)    -- GenomicEncoder (k-mer transformer, pooled) --> head --+--> fuse
-    MiniLM (B, K, 384)    -- (frozen, cached upstream) --> head, mean over notes --+     |
+    MiniLM (B, K, 384)    -- (frozen, cached upstream) --> + facts --> head, mean --+     |
                                                                           classifier <--+
+
+The text branch adds a learned vector per note fact (lexicon concepts and variant names the
+note states, core/models/facts.py) to MiniLM's sentence embedding before its head: the
+details that tell one case's slide and variants from another's are exactly what mean pooling
+blurs.
 
 Every modality lands as a unit vector in the shared D-dim space, where a symmetric InfoNCE
 loss aligns every pair (core/train/teacher.py). Fusion copes with missing modalities: a
@@ -30,8 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.data.schema import CANCER_TYPES, NOTE_KINDS
+from core.data.lexicon import default_lexicon
+from core.data.schema import CANCER_TYPES, NOTE_KINDS, TEACHER_LANGUAGE
 from core.errors import ConfigError, InputError
+from core.models.facts import FactEmbedding, text_facts
 from core.models.genomic import GenomicEncoder, GenomicFeaturizer
 from core.models.heads import ClassifierHead, ProjectionHead
 from core.models.text import MINILM_DIM
@@ -73,6 +80,10 @@ class TeacherConfig:
     genomic_heads: int = 4  # variant transformer heads
     # Text: the frozen all-MiniLM-L6-v2 sentence embedding.
     text_dim: int = MINILM_DIM  # MiniLM's output width
+    # Slots of the hashed note-fact vector added to MiniLM's embedding (0: no fact channel).
+    # Retrieval of a note's own slide and variants (1,831 steps): 0.30/0.62 without, see
+    # docs/evaluation.md "Where recall@10 stops".
+    text_fact_buckets: int = 1024
     note_kinds: tuple[str, ...] = NOTE_KINDS  # English note kinds embedded per case
     n_classes: int = len(CANCER_TYPES)  # classifier outputs, in CANCER_TYPES order
 
@@ -102,6 +113,14 @@ class TeacherConfig:
             problems.append(f"note_kinds must be distinct and non-empty, got {self.note_kinds}")
         if self.n_classes < 2:
             problems.append(f"n_classes must be >= 2, got {self.n_classes}")
+        if (
+            isinstance(self.text_fact_buckets, bool)
+            or not isinstance(self.text_fact_buckets, int)
+            or self.text_fact_buckets < 0
+        ):
+            problems.append(
+                f"text_fact_buckets must be an integer >= 0, got {self.text_fact_buckets!r}"
+            )
         try:
             self.featurizer()
         except ValueError as exc:
@@ -134,7 +153,8 @@ class TeacherInputs:
 
     tiles (B, N, 3, H, W) uint8 with tile_mask (B, N) bool; variant_tokens (B, V, L) int with
     variant_mask (B, V) bool; minilm (B, K, 384) float with note_mask (B, K) bool, K over
-    `TeacherConfig.note_kinds`. A case lacks a modality when its mask row is all false.
+    `TeacherConfig.note_kinds`, and the notes' fact vectors note_facts (B, K, F) when the
+    teacher has a fact channel. A case lacks a modality when its mask row is all false.
     """
 
     tiles: Tensor | None = None
@@ -143,6 +163,7 @@ class TeacherInputs:
     variant_mask: Tensor | None = None
     minilm: Tensor | None = None
     note_mask: Tensor | None = None
+    note_facts: Tensor | None = None
 
     def __post_init__(self) -> None:
         for data, mask in (("tiles", "tile_mask"), ("variant_tokens", "variant_mask"),
@@ -211,6 +232,9 @@ class Teacher(nn.Module):
                 "text": ProjectionHead(c.text_dim, c.embed_dim, c.head_hidden, c.dropout),
             }
         )
+        self.text_facts = (
+            FactEmbedding(c.text_fact_buckets, c.text_dim) if c.text_fact_buckets else None
+        )
         # Attention fusion: score_m = <w, e_m> + b_m over the present modalities.
         self.fusion_score = nn.Linear(c.embed_dim, 1) if c.fusion == "attention" else None
         self.fusion_bias = nn.Parameter(torch.zeros(len(TEACHER_MODALITIES)))
@@ -235,15 +259,35 @@ class Teacher(nn.Module):
         (the head would otherwise turn an absent case's zero features into a unit vector)."""
         return self.heads[modality](feats) * present.unsqueeze(-1)
 
-    def embed_text(self, minilm: Tensor) -> Tensor:
-        """MiniLM sentence embeddings (B, 384) -> (B, D) unit vectors."""
-        return self.heads["text"](minilm.float())
+    def read_facts(self, texts: list[str]) -> Tensor | None:
+        """The fact vectors (N, F) of English `texts` this teacher's text branch reads (None
+        without a fact channel): what `embed_text` takes beside MiniLM's embeddings."""
+        if self.text_facts is None:
+            return None
+        lexicon = default_lexicon()
+        return text_facts(texts, [TEACHER_LANGUAGE] * len(texts), lexicon, self.text_facts.buckets)
 
-    def embed_notes(self, minilm: Tensor, note_mask: Tensor) -> tuple[Tensor, Tensor]:
-        """minilm (B, K, 384), note_mask (B, K) -> per-note (B, K, D) and the case's text
-        embedding (B, D): the normalised mean over its notes (zeros without notes)."""
+    def embed_text(self, minilm: Tensor, facts: Tensor | None = None) -> Tensor:
+        """MiniLM sentence embeddings (B, 384) and, with a fact channel, the texts' fact
+        vectors (B, F) from `read_facts` -> (B, D) unit vectors."""
+        x = minilm.float()  # (B, 384)
+        if self.text_facts is not None:
+            if facts is None:
+                raise ValueError(
+                    "this teacher's text branch reads note facts: pass read_facts(texts)"
+                )
+            x = x + self.text_facts(facts)  # (B, 384)
+        return self.heads["text"](x)
+
+    def embed_notes(
+        self, minilm: Tensor, note_mask: Tensor, note_facts: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """minilm (B, K, 384), note_mask (B, K), note_facts (B, K, F) or None -> per-note
+        (B, K, D) and the case's text embedding (B, D): the normalised mean over its notes
+        (zeros without notes)."""
         b, k, _ = minilm.shape
-        per_note = self.embed_text(minilm.reshape(b * k, -1)).reshape(b, k, -1)  # (B, K, D)
+        facts = None if note_facts is None else note_facts.reshape(b * k, -1)  # (B*K, F)
+        per_note = self.embed_text(minilm.reshape(b * k, -1), facts).reshape(b, k, -1)  # (B, K, D)
         per_note = per_note * note_mask.unsqueeze(-1)  # absent notes -> 0
         return per_note, F.normalize(per_note.sum(1), dim=-1)  # (B, K, D), (B, D)
 
@@ -295,7 +339,9 @@ class Teacher(nn.Module):
             embeddings[m] = self._project(m, f, present[:, TEACHER_MODALITIES.index(m)])
         notes = None
         if inputs.minilm is not None:
-            notes, embeddings["text"] = self.embed_notes(inputs.minilm, inputs.note_mask)
+            notes, embeddings["text"] = self.embed_notes(
+                inputs.minilm, inputs.note_mask, inputs.note_facts
+            )
         return embeddings, notes
 
     # -- uncertainty ----------------------------------------------------------------------

@@ -98,7 +98,7 @@ from core.data.language_packs import (
     merged_lexicon,
     save_pack,
 )
-from core.data.lexicon import Lexicon, default_lexicon
+from core.data.lexicon import EntityMatch, Lexicon, default_lexicon
 from core.data.notes import list_templates
 from core.data.parallel import ParallelRow, load_parallel
 from core.data.schema import (
@@ -121,6 +121,7 @@ from core.losses.combined import (
 )
 from core.losses.fidelity import FidelityLoss
 from core.losses.gene_bce import GeneBCELoss
+from core.models.facts import FactEmbedding, fact_keys, fact_vectors
 from core.models.heads import ClassifierHead, Head, ProjectionHead
 from core.models.quantum_encoding import ENCODING_FILE, QuantumEncoding
 from core.models.student import GeneHead, StudentConfig, StudentEncoder
@@ -142,6 +143,7 @@ STUDENT_FILE = "student.safetensors"
 HEAD_FILE = "head.safetensors"
 CLASSIFIER_FILE = "classifier.safetensors"
 GENES_FILE = "genes.safetensors"  # the driver-gene head; absent when the run trained none
+FACTS_FILE = "facts.safetensors"  # the fact embedding; absent when the student reads no facts
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 TOKENIZER_DIR = "tokenizer"
@@ -155,6 +157,8 @@ RECALL_K = 10
 NEGATIVE_VERDICTS: tuple[str, ...] = ("not_relevant", "wrong_modality")
 POSITIVE_VERDICT = "relevant"
 SAVE_RESERVE_S = 5.0  # seconds kept for writing the checkpoint under the time budget
+# The batch entries StudentModel.forward reads (TextBatcher's output).
+MODEL_INPUTS: tuple[str, ...] = ("input_ids", "attention_mask", "entity_ids", "note_facts")
 PACKS_DIR = "languages"  # in the output folder: a copy of every language pack it learnt
 
 
@@ -208,6 +212,10 @@ class DistillConfig:
     # sentences/s on 2 cores); 0 = all of them (the 300 held-out rows are never used).
     parallel_rows: int = 1024
     use_entity_attention: bool = True  # lexicon entities bias the attention (ablation: off)
+    # Add the note's facts (core/models/facts.py: lexicon concepts and variant names, read in
+    # the note's own language) to the pooled sentence vector, as the teacher's text branch
+    # does in English; needs a teacher with a fact channel (otherwise ignored). Ablation: off.
+    use_facts: bool = True
     head: str = "classical"  # projection head: "classical" or "quantum" (4-qubit circuit)
     # Quantum head only: weight of FidelityLoss between the state the head prepares and the
     # teacher embedding's state under a fixed PCA amplitude encoding (core/models/
@@ -341,10 +349,12 @@ class DistillConfig:
 
 
 class StudentModel(nn.Module):
-    """StudentEncoder -> projection head (teacher's shared space, D) -> classifier, and
-    optionally a driver-gene head reading the encoder's token states at gene mentions.
+    """StudentEncoder -> (+ note facts) -> projection head (teacher's shared space, D) ->
+    classifier, and optionally a driver-gene head reading the encoder's token states at gene
+    mentions.
 
-    forward: input_ids, attention_mask, entity_ids (B, T) -> embeddings (B, D) unit vectors,
+    forward: input_ids, attention_mask, entity_ids (B, T) and, with a fact channel, the
+    texts' fact vectors note_facts (B, F) -> embeddings (B, D) unit vectors,
     cancer-type logits (B, len(CANCER_TYPES)), the classifier reading the projection, and
     driver-gene logits (B, G), None without a gene head. With `with_state` (quantum head
     only) a fourth output: the statevectors (B, 2^n) the head prepared, from the same circuit
@@ -358,6 +368,7 @@ class StudentModel(nn.Module):
         classifier: ClassifierHead,
         genes: GeneHead | None = None,
         encoding: QuantumEncoding | None = None,
+        facts: FactEmbedding | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -365,18 +376,24 @@ class StudentModel(nn.Module):
         self.classifier = classifier
         self.genes = genes
         self.encoding = encoding
+        self.facts = facts
 
     def forward(
         self,
         input_ids: Tensor,
         attention_mask: Tensor,
         entity_ids: Tensor | None = None,
+        note_facts: Tensor | None = None,
         *,
         with_state: bool = False,
     ) -> tuple[Tensor, ...] | tuple[Tensor, Tensor, Tensor | None]:
         states = self.encoder.token_states(input_ids, attention_mask, entity_ids)  # (B, T, H)
         # Normalised before the head, as the teacher's text branch feeds MiniLM's output.
         h = F.normalize(mean_pool(states, attention_mask), dim=-1)  # (B, H)
+        if self.facts is not None:
+            if note_facts is None:
+                raise ValueError("this student reads note facts: batch texts with TextBatcher")
+            h = h + self.facts(note_facts)  # (B, H)
         psi = None
         if with_state:
             z, psi = self.head.embed_with_state(h)  # (B, D), (B, 2^n) complex
@@ -408,8 +425,9 @@ def _build_model(
     concept_ids: Sequence[str],
     encoding: QuantumEncoding | None = None,
 ) -> StudentModel:
-    """Encoder (from MiniLM or fresh), head and classifier (from the teacher or fresh), and
-    the gene head when cfg.gene_weight > 0, for entity ids numbered after `concept_ids`.
+    """Encoder (from MiniLM or fresh), head, classifier and fact embedding (from the teacher
+    or fresh), and the gene head when cfg.gene_weight > 0, for entity ids numbered after
+    `concept_ids`.
     A quantum head keeps `encoding` (and with quantum_readout_init reads out by its decoder,
     a fixed one with quantum_readout_frozen)."""
     if cfg.init_from_minilm:
@@ -436,7 +454,12 @@ def _build_model(
         encoding = None
     elif encoding is not None and cfg.quantum_readout_init:
         head.init_readout(encoding, trainable=not cfg.quantum_readout_frozen)  # type: ignore[attr-defined]
-    return StudentModel(encoder, head, classifier, genes, encoding)
+    facts = None
+    if cfg.use_facts and teacher.text_facts is not None:
+        facts = FactEmbedding(teacher.text_facts.buckets, student_cfg.hidden)
+        if cfg.init_from_teacher and student_cfg.hidden == tcfg.text_dim:
+            facts.load_state_dict(teacher.text_facts.state_dict())
+    return StudentModel(encoder, head, classifier, genes, encoding, facts)
 
 
 def make_gene_head(hidden: int, concept_ids: Sequence[str]) -> GeneHead:
@@ -463,12 +486,18 @@ def fit_quantum_encoding(targets: TeacherTargets, notes: Sequence[NoteRow]) -> Q
     return QuantumEncoding.fit(targets.notes[index[:, 0], index[:, 1]])  # (N, D) -> 4 qubits
 
 
+def fact_buckets(model: StudentModel) -> int:
+    """Width of the fact vectors `model` reads (0: it reads none)."""
+    return 0 if model.facts is None else model.facts.buckets
+
+
 def _head_hidden(cfg: DistillConfig, tcfg: TeacherConfig) -> int:
     return tcfg.head_hidden if cfg.init_from_teacher and cfg.head == "classical" else 0
 
 
 class TextBatcher:
-    """Texts -> student inputs: token ids, attention mask and lexicon entity ids (B, T).
+    """Texts -> student inputs: token ids, attention mask and lexicon entity ids (B, T), and
+    with `fact_buckets` > 0 the texts' fact vectors note_facts (B, fact_buckets).
 
     Entity ids number the lexicon's concepts 1..N in `concept_ids` order (0 = none); the
     order is saved with the checkpoint so that a changed lexicon cannot shift them.
@@ -481,6 +510,7 @@ class TextBatcher:
         max_length: int,
         entities: bool,
         lexicon: Lexicon | None = None,
+        fact_buckets: int = 0,
     ) -> None:
         self.tokenizer = tokenizer
         self.concept_ids = tuple(concept_ids)
@@ -488,20 +518,25 @@ class TextBatcher:
         self.max_length = max_length
         self.entities = entities
         self.lexicon = lexicon if lexicon is not None else default_lexicon()
+        self.fact_buckets = fact_buckets
 
-    def spans(self, text: str, lang: str | None) -> list[tuple[int, int, int]]:
+    def spans(self, matches: Sequence[EntityMatch]) -> list[tuple[int, int, int]]:
         return [
             (m.start, m.end, self.entity_index[m.concept_id])
-            for m in self.lexicon.match(text, lang)
+            for m in matches
             if m.concept_id in self.entity_index
         ]
 
     def __call__(self, texts: Sequence[str], langs: Sequence[str | None]) -> dict[str, Tensor]:
         ids, mask, offsets = self.tokenizer.encode_batch(texts, self.max_length)
         batch = {"input_ids": ids, "attention_mask": mask}
+        if self.entities or self.fact_buckets:
+            matches = [self.lexicon.match(t, lang) for t, lang in zip(texts, langs, strict=True)]
         if self.entities:
-            spans = [self.spans(t, lang) for t, lang in zip(texts, langs, strict=True)]
-            batch["entity_ids"] = entity_ids_from_spans(offsets, spans)
+            batch["entity_ids"] = entity_ids_from_spans(offsets, [self.spans(m) for m in matches])
+        if self.fact_buckets:
+            keys = [fact_keys(t, m) for t, m in zip(texts, matches, strict=True)]
+            batch["note_facts"] = fact_vectors(keys, self.fact_buckets)
         return batch
 
 
@@ -1189,7 +1224,7 @@ def _parallel_targets(
     device: torch.device,
 ) -> Tensor:
     """(S, D) teacher text-branch embeddings of the English sentences: MiniLM (cached on
-    disk by text, on rank 0, then broadcast), then the teacher's text projection head."""
+    disk by text, on rank 0, then broadcast) and their facts, then the teacher's text head."""
     minilm = torch.zeros(len(rows), teacher.config.text_dim)
     if world.is_main and rows:
         version = importlib.metadata.version(MINILM_DIST)
@@ -1201,7 +1236,8 @@ def _parallel_targets(
         )
     minilm = _broadcast_tensor(minilm, world, device)
     with torch.no_grad():
-        return teacher.embed_text(minilm).float()  # (S, D); eval mode: no dropout
+        facts = teacher.read_facts([r.en for r in rows])
+        return teacher.embed_text(minilm, facts).float()  # (S, D); eval mode: no dropout
 
 
 def _resolve_threads(cfg: DistillConfig, world: _World) -> int:
@@ -1310,7 +1346,7 @@ def _distill(
         batcher = TextBatcher(
             tokenizer, concept_ids, cfg.max_length,
             cfg.use_entity_attention or model.genes is not None,
-            lexicon,
+            lexicon, fact_buckets(model),
         )  # fmt: skip
         pack_val = _pack_validation(packs, heldout_targets, tokenizer)
         result = _train(
@@ -1341,6 +1377,7 @@ def _distill(
                     "languages": [TEACHER_LANGUAGE, *cfg.cohort_languages],
                     "head": cfg.head,
                     "head_hidden": _head_hidden(cfg, teacher.config),
+                    "fact_buckets": fact_buckets(model),
                     **({"quantum_encoding": encoding.record()} if encoding is not None else {}),
                     "shared_dim": teacher.config.embed_dim,
                     "max_length": cfg.max_length,
@@ -1599,7 +1636,7 @@ def train_step(
     with an encoding adds quantum_fidelity_weight * FidelityLoss(prepared state, encoded
     teacher embedding) on the note and parallel rows (parts["fidelity"])."""
     b = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-    inputs = {k: b[k] for k in ("input_ids", "attention_mask", "entity_ids") if k in b}
+    inputs = {k: b[k] for k in MODEL_INPUTS if k in b}
     encoding = getattr(model, "module", model).encoding  # DistributedDataParallel wraps it
     fidelity_on = encoding is not None and cfg.quantum_fidelity_weight > 0
     with autocast_for(device, cfg.cpu_bf16):
@@ -1649,6 +1686,8 @@ def _write_checkpoint(tmp: Path, model: StudentModel, config: dict[str, Any]) ->
         common.save_tensors(tmp / GENES_FILE, model.genes.state_dict())
     if model.encoding is not None:
         model.encoding.save(tmp / ENCODING_FILE)
+    if model.facts is not None:
+        common.save_tensors(tmp / FACTS_FILE, model.facts.state_dict())
     write_atomic(tmp / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
 
 
@@ -1748,12 +1787,17 @@ def load_distilled(directory: Path) -> DistilledStudent:
     encoding = None
     if "quantum_encoding" in config:  # quantum students distilled before the fidelity term lack it
         encoding = QuantumEncoding.load(directory / ENCODING_FILE)
-    model = StudentModel(encoder, head, classifier, genes, encoding)
+    facts = None
+    if config.get("fact_buckets"):  # students distilled before the fact channel have none
+        facts = FactEmbedding(int(config["fact_buckets"]), student_cfg.hidden)
+    model = StudentModel(encoder, head, classifier, genes, encoding, facts)
     parts: list[tuple[nn.Module, str]] = [
         (encoder, STUDENT_FILE), (head, HEAD_FILE), (classifier, CLASSIFIER_FILE),
     ]  # fmt: skip
     if genes is not None:
         parts.append((genes, GENES_FILE))
+    if facts is not None:
+        parts.append((facts, FACTS_FILE))
     for part, name in parts:
         state, _ = common.load_tensors(directory / name)
         try:
@@ -1766,6 +1810,7 @@ def load_distilled(directory: Path) -> DistilledStudent:
     batcher = TextBatcher(
         tokenizer, config["entity_concepts"], config["max_length"],
         student_cfg.entity_attention or genes is not None, merged_lexicon(packs),
+        fact_buckets(model),
     )  # fmt: skip
     return DistilledStudent(model.eval(), batcher, config)
 

@@ -16,7 +16,8 @@ modality is a random `train_tiles` of the case's tiles (augmentation, and half t
 Preprocessing is cached under `cache_dir` (default: `<out_dir>/../.cache`): tiles decoded to
 a uint8 tensor and variant tokens, both keyed by the cohort's case files' hash and the config,
 and the frozen MiniLM embeddings of the notes, keyed by text. A rerun therefore neither
-decodes a JPEG nor runs MiniLM again.
+decodes a JPEG nor runs MiniLM again. The notes' fact vectors (core/models/facts.py) are
+matched afresh: the lexicon reads a cohort's notes in seconds.
 
 Output folder (written into a temporary sibling, then renamed):
 - model.safetensors: the teacher's weights (never a pickle);
@@ -47,11 +48,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from core.data.cohort import CASES_FILE, IMPORTED_FILE, load_cases
-from core.data.schema import CANCER_TYPES, Case
+from core.data.lexicon import default_lexicon
+from core.data.schema import CANCER_TYPES, TEACHER_LANGUAGE, Case
 from core.errors import ConfigError, InputError
 from core.io import write_atomic
 from core.losses.infonce import InfoNCELoss, pairwise_infonce
 from core.losses.reduction import mean_or_zero, zero_loss
+from core.models.facts import text_facts
 from core.models.teacher import (
     TEACHER_MODALITIES,
     WEIGHTS_FILE,
@@ -151,6 +154,7 @@ class CohortTensors:
     variant_mask: Tensor  # (C, V) bool
     minilm: Tensor  # (C, K, 384) float32
     note_mask: Tensor  # (C, K) bool
+    note_facts: Tensor | None  # (C, K, F) uint8 0/1, None without the fact channel
     labels: Tensor  # (C,) recorded label index, -1 when unknown
     truth: Tensor  # (C,) true cancer type index
 
@@ -165,6 +169,7 @@ class CohortTensors:
             variant_mask=self.variant_mask[idx],
             minilm=self.minilm[idx],
             note_mask=self.note_mask[idx],
+            note_facts=None if self.note_facts is None else self.note_facts[idx].float(),
         ).to(device)
 
 
@@ -235,6 +240,16 @@ def prepare_cohort(
         minilm = torch.zeros(len(cases), len(m.note_kinds), m.text_dim)
         if flat:
             minilm[note_mask] = vectors
+    note_facts = None
+    if m.text_fact_buckets:
+        with watch.stage("note_facts"):
+            note_facts = torch.zeros(
+                len(cases), len(m.note_kinds), m.text_fact_buckets, dtype=torch.uint8
+            )
+            if flat:
+                langs = [TEACHER_LANGUAGE] * len(flat)
+                facts = text_facts(flat, langs, default_lexicon(), m.text_fact_buckets)
+                note_facts[note_mask] = facts.to(torch.uint8)
     index = {t: i for i, t in enumerate(CANCER_TYPES)}
     return CohortTensors(
         case_ids=tuple(c.case_id for c in cases),
@@ -245,6 +260,7 @@ def prepare_cohort(
         variant_mask=variants["mask"],
         minilm=minilm,
         note_mask=note_mask,
+        note_facts=note_facts,
         labels=torch.tensor([index.get(c.label, -1) for c in cases], dtype=torch.long),
         truth=torch.tensor([index.get(c.cancer_type, -1) for c in cases], dtype=torch.long),
     )
@@ -460,6 +476,7 @@ def _train(
                     variant_mask=inputs.variant_mask,
                     minilm=inputs.minilm,
                     note_mask=_keep_random(inputs.note_mask, 1),
+                    note_facts=inputs.note_facts,
                 )
                 with common.autocast(device):
                     loss, info = _training_loss(
@@ -561,7 +578,9 @@ def load_teacher(directory: Path) -> tuple[Teacher, TeacherConfig]:
         raise InputError(f"{directory}: no readable teacher config.json ({exc})") from exc
     if not isinstance(config, dict) or config.get("kind") != "teacher":
         raise InputError(f"{directory}: config.json does not describe a teacher")
-    model_cfg = TeacherConfig.from_dict(config.get("model", {}))
+    model = dict(config.get("model", {}))
+    model.setdefault("text_fact_buckets", 0)  # teachers saved before the fact channel
+    model_cfg = TeacherConfig.from_dict(model)
     return teacher_from_weights(directory / WEIGHTS_FILE, model_cfg), model_cfg
 
 

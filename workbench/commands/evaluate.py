@@ -23,6 +23,7 @@ CACHE_DIR = ".cache"  # under the workspace: MiniLM embeddings of the baseline, 
 SUMMARY_KEYS: tuple[tuple[str, str], ...] = (
     ("zero_shot_accuracy", "zero-shot"),
     ("baseline_accuracy", "baseline"),
+    ("baseline_accuracy_without_facts", "base. no facts"),
     ("recall_at_10", "R@10"),
     ("recall_at_10_slide", "R@10 slide"),
     ("recall_at_10_genomic", "R@10 genomic"),
@@ -47,7 +48,7 @@ def _print_text(report: dict[str, Any]) -> None:
     rows = {**report["languages"], "en (ref.)": report["english_reference"]}
     print(f"{'lang':10}" + "".join(f"{title:>14}" for _, title in SUMMARY_KEYS))
     for lang, m in rows.items():
-        print(f"{lang:10}" + "".join(f"{_fmt(m[key]):>14}" for key, _ in SUMMARY_KEYS))
+        print(f"{lang:10}" + "".join(f"{_fmt(m.get(key)):>14}" for key, _ in SUMMARY_KEYS))
     cal = "calibrated" if report["abstention_calibrated"] else "uncalibrated, fixed"
     print(
         f"temperature {report['temperature']:.3f}; abstains below a top probability of "

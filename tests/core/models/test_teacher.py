@@ -27,7 +27,7 @@ from core.models.vision import augment_tiles, decode_tiles
 TINY = TeacherConfig(
     embed_dim=32, head_hidden=32, tile_size=16, patch_size=8, vit_dim=32, vit_depth=2,
     vit_heads=2, kmer=3, flank=4, max_allele=4, max_variants=8, genomic_dim=32,
-    genomic_depth=2, genomic_heads=2, text_dim=24, mc_samples=8,
+    genomic_depth=2, genomic_heads=2, text_dim=24, mc_samples=8, text_fact_buckets=16,
 )  # fmt: skip
 B = 6
 SEQ = "ACGTTGCAACGGTACCGTAAGCTTGACCAGTGCA" * 3  # a toy contig
@@ -58,6 +58,7 @@ def _inputs(seed: int = 0, b: int = B) -> TeacherInputs:
         variant_mask=variant_mask,
         minilm=F.normalize(torch.randn(b, k, TINY.text_dim, generator=g), dim=-1),
         note_mask=torch.ones(b, k, dtype=torch.bool),
+        note_facts=(torch.rand(b, k, TINY.text_fact_buckets, generator=g) < 0.2).float(),
     )
 
 
@@ -89,7 +90,23 @@ def test_public_embedders_agree_with_forward():
     torch.testing.assert_close(
         model.embed_genomic(inputs.variant_tokens, inputs.variant_mask), out.embeddings["genomic"]
     )
-    torch.testing.assert_close(model.embed_text(inputs.minilm[:, 1]), out.notes[:, 1])
+    torch.testing.assert_close(
+        model.embed_text(inputs.minilm[:, 1], inputs.note_facts[:, 1]), out.notes[:, 1]
+    )
+
+
+def test_fact_channel_starts_neutral_then_learns_and_is_required():
+    with_facts, inputs = _model(), _inputs()
+    without = _model(text_fact_buckets=0)  # same seed: every other weight is identical
+    minilm, facts = inputs.minilm[:, 0], inputs.note_facts[:, 0]
+    torch.testing.assert_close(with_facts.embed_text(minilm, facts), without.embed_text(minilm))
+    with_facts.train()
+    with_facts.embed_text(minilm, facts).sum().backward()
+    grad = with_facts.text_facts.weight.grad
+    assert grad[facts.any(0).bool()].abs().sum() > 0  # present facts learn
+    assert grad[~facts.any(0).bool()].abs().sum() == 0  # absent ones are untouched
+    with pytest.raises(ValueError, match="note facts"):
+        with_facts.embed_text(minilm)
 
 
 @pytest.mark.parametrize("fusion", ["attention", "mean"])
@@ -170,7 +187,7 @@ def test_mc_dropout_variance_positive_and_seeded():
     k = len(TINY.note_kinds)
     assert pred.note_probs.shape == (B, k, TINY.n_classes) and pred.note_variance.shape == (B, k)
     assert (pred.note_variance > 0).all()
-    no_notes = dataclasses.replace(inputs, minilm=None, note_mask=None)
+    no_notes = dataclasses.replace(inputs, minilm=None, note_mask=None, note_facts=None)
     assert model.mc_dropout(no_notes).note_probs is None
     # Without dropout every pass agrees: zero variance.
     _, no_var = _model(dropout=0.0).predict_with_uncertainty(inputs)

@@ -36,6 +36,7 @@ from core.train.distill import (
     _sample_parallel,
     _tokenizer_texts,
     distill,
+    fact_buckets,
     load_distilled,
     load_targets,
     make_optimizer,
@@ -258,12 +259,13 @@ def test_loss_decreases_over_a_few_steps_on_one_batch(cohort: Path, teacher: Pat
     student_cfg = dataclasses.replace(TINY_STUDENT, n_entities=len(concepts) + 1)
     torch.manual_seed(0)
     model = _build_model(cfg, student_cfg, tok, load_teacher(teacher)[0], concepts)
-    batcher = TextBatcher(tok, concepts, cfg.max_length, True)
+    batcher = TextBatcher(tok, concepts, cfg.max_length, True, fact_buckets=fact_buckets(model))
     batch_rows = [next(i for i, r in enumerate(rows) if r.teacher_row == t)
                   for t in sorted({r.teacher_row for r in rows})[:8]]  # fmt: skip
     plan = [(batch_rows, [])]
     batch = _Batches(plan, rows, [], torch.zeros(0, TEACHER_DIM), targets, batcher)[0]
     assert batch["entity_ids"].any()  # lexicon entities reach the student
+    assert batch["note_facts"].any()  # and so do the notes' facts
     optimizer = make_optimizer(model, cfg)
     loss_fn = DistillationLoss(cfg.loss)
     with common.torch_threads(cfg.threads):
@@ -324,11 +326,14 @@ def test_student_head_and_classifier_can_start_from_the_teachers(
     cfg = tiny_config(tmp_path, init_from_teacher=True, student=wide)
     model = _build_model(cfg, wide, tok, teacher_model, ())
     h = F.normalize(torch.randn(3, tcfg.text_dim), dim=-1)
+    facts = (torch.rand(3, tcfg.text_fact_buckets) < 0.01).float()
     model.eval()
     with torch.no_grad():  # the student's text branch = the teacher's, given the same features
-        torch.testing.assert_close(model.head(h), teacher_model.embed_text(h))
+        teacher_z = teacher_model.embed_text(h, facts)
+        torch.testing.assert_close(model.head(h + model.facts(facts)), teacher_z)
         torch.testing.assert_close(
-            model.classifier(model.head(h)), teacher_model.classifier(teacher_model.embed_text(h))
+            model.classifier(model.head(h + model.facts(facts))),
+            teacher_model.classifier(teacher_z),
         )
     with pytest.raises(ConfigError, match="text width"):
         _build_model(cfg, TINY_STUDENT, tok, teacher_model, ())

@@ -32,6 +32,7 @@ from core.train.distill import (
     _build_model,
     distill,
     driver_labels,
+    fact_buckets,
     gene_threshold,
     load_distilled,
     load_targets,
@@ -73,7 +74,10 @@ def test_gene_loss_decreases_on_one_batch_and_weight_zero_has_no_head(
     tok = build_student_tokenizer([r.text for r in rows], cohort.parent / "tok", extra_vocab=50)
     concepts = tuple(default_lexicon().concepts)
     student_cfg = dataclasses.replace(TINY_STUDENT, n_entities=len(concepts) + 1)
-    batcher = TextBatcher(tok, concepts, cfg.max_length, True)
+    torch.manual_seed(0)
+    teacher_model = load_teacher(teacher)[0]
+    model = _build_model(cfg, student_cfg, tok, teacher_model, concepts)
+    batcher = TextBatcher(tok, concepts, cfg.max_length, True, fact_buckets=fact_buckets(model))
     picked = [i for i, r in enumerate(rows) if r.lang in ("en", "pt")][:8]
     batch = _Batches([(picked, [])], rows, [], torch.zeros(0, 16), targets, batcher)[0]
     labelled = torch.tensor([rows[i].lang == "en" for i in picked])
@@ -84,9 +88,6 @@ def test_gene_loss_decreases_on_one_batch_and_weight_zero_has_no_head(
     )  # fmt: skip
     assert not batch["gene_labels"][~labelled].any()
 
-    torch.manual_seed(0)
-    teacher_model = load_teacher(teacher)[0]
-    model = _build_model(cfg, student_cfg, tok, teacher_model, concepts)
     assert model.genes is not None
     # Each gene listens to its own lexicon concept's entity id (TextBatcher's numbering).
     egfr = model.genes.gene_entities[DRIVER_GENES.index("EGFR")]

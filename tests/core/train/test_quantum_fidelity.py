@@ -37,11 +37,13 @@ from core.models.tokenizer import build_student_tokenizer
 from core.train import common
 from core.train.distill import (
     CONFIG_FILE,
+    MODEL_INPUTS,
     DistillConfig,
     TextBatcher,
     _Batches,
     _build_model,
     distill,
+    fact_buckets,
     fit_quantum_encoding,
     load_distilled,
     load_targets,
@@ -133,7 +135,7 @@ def _quantum_setup(cohort: Path, teacher: Path, **changes):  # noqa: F811
     encoding = fit_quantum_encoding(targets, rows)
     torch.manual_seed(0)
     model = _build_model(cfg, student_cfg, tok, load_teacher(teacher)[0], concepts, encoding)
-    batcher = TextBatcher(tok, concepts, cfg.max_length, True)
+    batcher = TextBatcher(tok, concepts, cfg.max_length, True, fact_buckets=fact_buckets(model))
     batch_rows = [next(i for i, r in enumerate(rows) if r.teacher_row == t)
                   for t in sorted({r.teacher_row for r in rows})[:6]]  # fmt: skip
     batch = _Batches([(batch_rows, [])], rows, [], torch.zeros(0, TEACHER_DIM), targets, batcher)[0]
@@ -143,7 +145,7 @@ def _quantum_setup(cohort: Path, teacher: Path, **changes):  # noqa: F811
 def test_fidelity_term_trains_the_circuit_and_the_encoder(cohort: Path, teacher: Path) -> None:  # noqa: F811
     cfg, model, batch = _quantum_setup(cohort, teacher)
     assert model.encoding is not None
-    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "entity_ids")}
+    inputs = {k: batch[k] for k in MODEL_INPUTS}
     z, _, _, psi = model(**inputs, with_state=True)
     torch.testing.assert_close(z, model(**inputs)[0])  # one circuit run gives both
     FidelityLoss()(psi, model.encoding.encode(batch["teacher_emb"])).backward()

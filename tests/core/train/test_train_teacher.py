@@ -246,6 +246,7 @@ def test_unlabelled_batch_only_aligns():
         variant_mask=torch.ones(b, 4, dtype=torch.bool),
         minilm=torch.randn(b, k, 384),
         note_mask=torch.ones(b, k, dtype=torch.bool),
+        note_facts=torch.zeros(b, k, TINY_MODEL.text_fact_buckets),
     )
     criterion = teacher_train.InfoNCELoss()
     loss, parts = teacher_train._training_loss(model, inputs, torch.full((b,), -1), cfg, criterion)
