@@ -337,3 +337,6 @@ def test_student_head_and_classifier_can_start_from_the_teachers(
         )
     with pytest.raises(ConfigError, match="text width"):
         _build_model(cfg, TINY_STUDENT, tok, teacher_model, ())
+    torch.testing.assert_close(model.facts.weight, teacher_model.text_facts.weight)
+    no_facts = tiny_config(tmp_path, init_from_teacher=True, student=wide, use_facts=False)
+    assert fact_buckets(_build_model(no_facts, wide, tok, teacher_model, ())) == 0  # ablation

@@ -20,7 +20,7 @@ import core.train.teacher as teacher_train
 from core.data.cohort import load_cases
 from core.data.schema import CANCER_TYPES, NOTE_KINDS
 from core.errors import ConfigError, InputError
-from core.models.teacher import TeacherConfig
+from core.models.teacher import WEIGHTS_FILE, TeacherConfig, save_teacher_weights
 from core.train import common
 from core.train.teacher import (
     TeacherTrainConfig,
@@ -318,3 +318,17 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA"):
             common.resolve_device("cuda")
+
+
+def test_a_teacher_saved_before_the_fact_channel_loads_without_one(tmp_path):
+    old = dataclasses.replace(TINY_MODEL, text_fact_buckets=0)
+    torch.manual_seed(0)
+    save_teacher_weights(tmp_path / WEIGHTS_FILE, teacher_train.Teacher(old))
+    model_dict = old.to_dict()
+    del model_dict["text_fact_buckets"]  # what configs written before it look like
+    config = {"kind": "teacher", "model": model_dict}
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    model, model_cfg = load_teacher(tmp_path)
+    assert model_cfg.text_fact_buckets == 0 and model.text_facts is None
+    assert model.read_facts(["EGFR L858R"]) is None
+    assert TeacherConfig().text_fact_buckets > 0  # new teachers read facts
