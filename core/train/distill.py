@@ -216,6 +216,11 @@ class DistillConfig:
     # the note's own language) to the pooled sentence vector, as the teacher's text branch
     # does in English; needs a teacher with a fact channel (otherwise ignored). Ablation: off.
     use_facts: bool = True
+    # Share of training rows shown without their facts, so that the encoder alone still
+    # reaches the teacher's space where the lexicon knows no term of a note. At 0 the trained
+    # student leaned on the facts entirely: with them hidden at inference, accuracy fell to
+    # 0.08-0.16 (docs/evaluation.md "Ablations with note facts").
+    fact_dropout: float = 0.5
     head: str = "classical"  # projection head: "classical" or "quantum" (4-qubit circuit)
     # Quantum head only: weight of FidelityLoss between the state the head prepares and the
     # teacher embedding's state under a fixed PCA amplitude encoding (core/models/
@@ -293,6 +298,8 @@ class DistillConfig:
             problems.append("max_minutes must be > 0")
         if not 0.0 <= self.warmup < 1.0 or not 0.0 <= self.parallel_share < 1.0:
             problems.append("warmup and parallel_share must be in [0, 1)")
+        if not 0.0 <= self.fact_dropout <= 1.0:
+            problems.append("fact_dropout must be in [0, 1]")
         if not 2 <= self.max_length <= self.student.max_length:
             problems.append(
                 f"max_length must be in [2, student.max_length={self.student.max_length}]"
@@ -1634,9 +1641,14 @@ def train_step(
     parts as floats. A model with a gene head adds gene_weight * GeneBCELoss on the note
     rows that carry driver labels (batches without gene_labels add nothing). A quantum head
     with an encoding adds quantum_fidelity_weight * FidelityLoss(prepared state, encoded
-    teacher embedding) on the note and parallel rows (parts["fidelity"])."""
+    teacher embedding) on the note and parallel rows (parts["fidelity"]). A share
+    cfg.fact_dropout of the rows is shown without its facts."""
     b = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     inputs = {k: b[k] for k in MODEL_INPUTS if k in b}
+    if "note_facts" in inputs and cfg.fact_dropout > 0:
+        facts = inputs["note_facts"]  # (B, F)
+        shown = torch.rand(len(facts), 1, device=facts.device) >= cfg.fact_dropout  # (B, 1)
+        inputs["note_facts"] = facts * shown
     encoding = getattr(model, "module", model).encoding  # DistributedDataParallel wraps it
     fidelity_on = encoding is not None and cfg.quantum_fidelity_weight > 0
     with autocast_for(device, cfg.cpu_bf16):

@@ -277,6 +277,31 @@ def test_loss_decreases_over_a_few_steps_on_one_batch(cohort: Path, teacher: Pat
     assert losses[-1]["align"] < first["align"] and losses[-1]["kd"] < first["kd"]
 
 
+@pytest.mark.parametrize("dropout, learns", [(1.0, False), (0.0, True)])
+def test_fact_dropout_hides_a_rows_facts_from_training(
+    cohort: Path, teacher: Path, dropout: float, learns: bool
+) -> None:
+    cfg = tiny_config(cohort.parent, use_parallel=False, fact_dropout=dropout, weight_decay=0.0)
+    targets = load_targets(teacher, "note")
+    rows = training_notes(load_cases(cohort), targets, cfg)
+    tok = build_student_tokenizer([r.text for r in rows], cohort.parent / "tok", extra_vocab=50)
+    concepts = tuple(default_lexicon().concepts)
+    student_cfg = dataclasses.replace(TINY_STUDENT, n_entities=len(concepts) + 1)
+    torch.manual_seed(0)
+    model = _build_model(cfg, student_cfg, tok, load_teacher(teacher)[0], concepts)
+    batcher = TextBatcher(tok, concepts, cfg.max_length, True, fact_buckets=fact_buckets(model))
+    batch = _Batches(
+        [(list(range(8)), [])], rows, [], torch.zeros(0, TEACHER_DIM), targets, batcher
+    )[0]
+    before = model.facts.weight.detach().clone()
+    with common.torch_threads(cfg.threads):
+        train_step(model, batch, DistillationLoss(cfg.loss), make_optimizer(model, cfg), cfg,
+                   torch.device("cpu"))  # fmt: skip
+    assert (not torch.equal(model.facts.weight, before)) is learns
+    with pytest.raises(ConfigError, match="fact_dropout"):
+        DistillConfig(fact_dropout=1.5)
+
+
 def test_distill_writes_a_complete_loadable_checkpoint(run: tuple[Path, list[dict]]) -> None:
     out, events = run
     for name in (STUDENT_FILE, HEAD_FILE, CLASSIFIER_FILE, CONFIG_FILE, METRICS_FILE):
