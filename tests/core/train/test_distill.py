@@ -30,6 +30,7 @@ from core.train.distill import (
     TOKENIZER_DIR,
     DistillConfig,
     RoundRobin,
+    StudentModel,
     TextBatcher,
     _Batches,
     _build_model,
@@ -250,8 +251,11 @@ def test_refuses_to_train_on_a_note_from_a_test_template(
 # --------------------------------------------------------------------------- training
 
 
-def test_loss_decreases_over_a_few_steps_on_one_batch(cohort: Path, teacher: Path) -> None:
-    cfg = tiny_config(cohort.parent, use_parallel=False, lr=1e-3, head_lr=1e-2)
+def _model_and_one_batch(
+    cohort: Path, teacher: Path, cfg: DistillConfig
+) -> tuple[StudentModel, dict[str, torch.Tensor]]:
+    """A student built as `distill` builds it, and one training batch of 8 notes of
+    different cases."""
     targets = load_targets(teacher, "note")
     rows = training_notes(load_cases(cohort), targets, cfg)
     tok = build_student_tokenizer([r.text for r in rows], cohort.parent / "tok", extra_vocab=50)
@@ -263,7 +267,12 @@ def test_loss_decreases_over_a_few_steps_on_one_batch(cohort: Path, teacher: Pat
     batch_rows = [next(i for i, r in enumerate(rows) if r.teacher_row == t)
                   for t in sorted({r.teacher_row for r in rows})[:8]]  # fmt: skip
     plan = [(batch_rows, [])]
-    batch = _Batches(plan, rows, [], torch.zeros(0, TEACHER_DIM), targets, batcher)[0]
+    return model, _Batches(plan, rows, [], torch.zeros(0, TEACHER_DIM), targets, batcher)[0]
+
+
+def test_loss_decreases_over_a_few_steps_on_one_batch(cohort: Path, teacher: Path) -> None:
+    cfg = tiny_config(cohort.parent, use_parallel=False, lr=1e-3, head_lr=1e-2)
+    model, batch = _model_and_one_batch(cohort, teacher, cfg)
     assert batch["entity_ids"].any()  # lexicon entities reach the student
     assert batch["note_facts"].any()  # and so do the notes' facts
     optimizer = make_optimizer(model, cfg)
@@ -282,17 +291,7 @@ def test_fact_dropout_hides_a_rows_facts_from_training(
     cohort: Path, teacher: Path, dropout: float, learns: bool
 ) -> None:
     cfg = tiny_config(cohort.parent, use_parallel=False, fact_dropout=dropout, weight_decay=0.0)
-    targets = load_targets(teacher, "note")
-    rows = training_notes(load_cases(cohort), targets, cfg)
-    tok = build_student_tokenizer([r.text for r in rows], cohort.parent / "tok", extra_vocab=50)
-    concepts = tuple(default_lexicon().concepts)
-    student_cfg = dataclasses.replace(TINY_STUDENT, n_entities=len(concepts) + 1)
-    torch.manual_seed(0)
-    model = _build_model(cfg, student_cfg, tok, load_teacher(teacher)[0], concepts)
-    batcher = TextBatcher(tok, concepts, cfg.max_length, True, fact_buckets=fact_buckets(model))
-    batch = _Batches(
-        [(list(range(8)), [])], rows, [], torch.zeros(0, TEACHER_DIM), targets, batcher
-    )[0]
+    model, batch = _model_and_one_batch(cohort, teacher, cfg)
     before = model.facts.weight.detach().clone()
     with common.torch_threads(cfg.threads):
         train_step(model, batch, DistillationLoss(cfg.loss), make_optimizer(model, cfg), cfg,
