@@ -18,24 +18,21 @@ from core.data.cohort_io import load_cases
 from core.data.lexicon import default_lexicon
 from core.data.schema import LANGUAGES
 from core.eval import evaluate as ev
-from core.train.distill import load_distilled, reserved_template_ids
+from core.train.distill import embed_texts, load_distilled, reserved_template_ids
 
 
 def scores(student, notes, shared, lang: str, hide_facts: bool) -> tuple[float, float]:
     """(accuracy, recall@10) of the student on `notes` in `lang`."""
-    embeddings, logits = [], []
-    texts = notes.texts[lang]
-    with torch.no_grad():
-        for start in range(0, len(texts), 64):
-            chunk = texts[start : start + 64]
-            batch = student.batcher(chunk, [lang] * len(chunk))
-            if hide_facts:
-                batch["note_facts"] = torch.zeros_like(batch["note_facts"])
-            z, y, _ = student.model(**batch)
-            embeddings.append(z)
-            logits.append(y)
-    z, y = torch.cat(embeddings), torch.cat(logits)
-    accuracy = float((y.argmax(1) == notes.truth).float().mean())
+
+    def batcher(texts, langs):
+        batch = student.batcher(texts, langs)
+        if hide_facts:
+            batch["note_facts"] = torch.zeros_like(batch["note_facts"])
+        return batch
+
+    device = torch.device("cpu")
+    z, logits, _ = embed_texts(student.model, batcher, notes.texts[lang], lang, device)
+    accuracy = float((logits.argmax(1) == notes.truth).float().mean())
     return accuracy, ev.embedding_metrics(z, notes, shared, 10)["recall_at_10"]
 
 

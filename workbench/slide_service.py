@@ -267,8 +267,7 @@ class SlideService:
         models = self._load_models()
         with torch.inference_mode():
             if lang == TEACHER_LANGUAGE:
-                minilm, facts = self._minilm().encode([text]), models.teacher.read_facts([text])
-                vector, encoder = models.teacher.embed_text(minilm, facts), "teacher"
+                vector, encoder = models.teacher.embed_english(self._minilm(), [text]), "teacher"
             else:
                 vector, encoder = self._student().predict([text], lang)[0], "student"
         vector = torch.nn.functional.normalize(vector.float(), dim=-1)[0]

@@ -123,6 +123,6 @@ def teacher_text_encoder(run: Path):
 
     def encode(text: str) -> torch.Tensor:
         with torch.inference_mode():
-            return teacher.eval().embed_text(minilm.encode([text]), teacher.read_facts([text]))
+            return teacher.eval().embed_english(minilm, [text])
 
     return encode

@@ -387,19 +387,21 @@ class BaselinePipeline:
 
     @torch.no_grad()
     def predict(
-        self, texts: Sequence[str], batch_size: int, *, with_facts: bool = True
-    ) -> tuple[Tensor, Tensor]:
-        """Shared-space embeddings (N, D) and logits (N, C). The English pipeline reads facts
-        with the English lexicon whatever the text's language, and so finds in another
-        language what is spelt alike (genes, variants, some cognates); `with_facts` False
-        gives its neural part alone (MiniLM and the head, no fact read)."""
+        self, texts: Sequence[str], batch_size: int
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Shared-space embeddings (N, D), logits (N, C) and, for a teacher with a fact
+        channel, the logits of its neural part alone (MiniLM and the head, no fact read;
+        None otherwise). The English pipeline reads facts with the English lexicon whatever
+        the text's language, and so finds in another language what is spelt alike (genes,
+        variants, some cognates)."""
         self.teacher.eval()
         minilm = self._minilm_embeddings(texts, batch_size)
         facts = self.teacher.read_facts(list(texts))
-        if facts is not None and not with_facts:
-            facts = torch.zeros_like(facts)
         emb = self.teacher.embed_text(minilm, facts).float()
-        return emb, self.teacher.classify(emb).float()
+        neural = None
+        if facts is not None:
+            neural = self.teacher.classify(self.teacher.embed_text(minilm, torch.zeros_like(facts)))
+        return emb, self.teacher.classify(emb).float(), neural
 
 
 @dataclass(frozen=True)
@@ -514,14 +516,15 @@ def evaluate(
         if lang == TEACHER_LANGUAGE:  # the baseline on English is the teacher itself
             base = (teacher.tensors["notes"][notes.rows, notes.kinds],
                     teacher.tensors["note_logits"][notes.rows, notes.kinds])  # fmt: skip
+            neural = None
         else:
             say(f"{lang}: baseline (the teacher's English text pipeline)")
-            base = baseline.predict(notes.texts[lang], cfg.batch_size)
+            emb, base_logits, neural = baseline.predict(notes.texts[lang], cfg.batch_size)
+            base = (emb, base_logits)
         reports[lang] = _language_report(
             lang, (z, logits), base, notes, shared, cfg, genes, calibration
         )
-        if lang != TEACHER_LANGUAGE and baseline.teacher.text_facts is not None:
-            _, neural = baseline.predict(notes.texts[lang], cfg.batch_size, with_facts=False)
+        if neural is not None:
             hits = (neural.argmax(1) == notes.truth).float()
             reports[lang]["baseline_accuracy_without_facts"] = float(hits.mean())
     quantum = _quantum_retention(quantum_dir, reports, notes, langs, cfg, say, student)

@@ -267,6 +267,11 @@ class Teacher(nn.Module):
         lexicon = default_lexicon()
         return text_facts(texts, [TEACHER_LANGUAGE] * len(texts), lexicon, self.text_facts.buckets)
 
+    def embed_english(self, minilm_encoder: nn.Module, texts: list[str]) -> Tensor:
+        """English `texts` -> (N, D) unit vectors: `minilm_encoder` (a TeacherTextEncoder)
+        and the texts' facts into the text branch. For callers without cached embeddings."""
+        return self.embed_text(minilm_encoder.encode(texts), self.read_facts(texts))
+
     def embed_text(self, minilm: Tensor, facts: Tensor | None = None) -> Tensor:
         """MiniLM sentence embeddings (B, 384) and, with a fact channel, the texts' fact
         vectors (B, F) from `read_facts` -> (B, D) unit vectors."""

@@ -23,7 +23,7 @@ CACHE_DIR = ".cache"  # under the workspace: MiniLM embeddings of the baseline, 
 SUMMARY_KEYS: tuple[tuple[str, str], ...] = (
     ("zero_shot_accuracy", "zero-shot"),
     ("baseline_accuracy", "baseline"),
-    ("baseline_accuracy_without_facts", "base. no facts"),
+    ("baseline_accuracy_without_facts", "base no facts"),
     ("recall_at_10", "R@10"),
     ("recall_at_10_slide", "R@10 slide"),
     ("recall_at_10_genomic", "R@10 genomic"),
