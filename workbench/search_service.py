@@ -8,12 +8,12 @@ otherwise. The student also classifies it (cancer type, abstention: `cmkd classi
 
 Ranking per modality: score = cosine(query, row) + entity_weight * evidence(query, case).
 Evidence is the share of the query's clinical concepts (cancer type, subtype, gene, biomarker,
-variant kind, stage, metastasis; a "negative" right after a gene or biomarker negates it) that
-the case's record supports. Slides and genomic profiles sit far from any text in the shared
-space (cosines ~0.1, nearly flat across cases), so without this a query such as "metastatic
-breast cancer with HER2 amplification" reaches the right notes but arbitrary slides; with it,
-the HER2-amplified metastatic breast cases' slides and profiles come first, and every hit
-shows which concepts it shares with the query. Candidates: the `candidates` nearest rows by
+variant kind, stage, metastasis, the slide's TILs and necrosis; a "negative" right after a gene
+or biomarker negates it) that the case's record supports. Slides and genomic profiles sit far
+from any text in the shared space (cosines ~0.1, nearly flat across cases), so without this a
+query such as "metastatic breast cancer with HER2 amplification" reaches the right notes but
+arbitrary slides; with it, the HER2-amplified metastatic breast cases' slides and profiles
+come first, and every hit shows which concepts it shares with the query. Candidates: the `candidates` nearest rows by
 vector plus the rows of the best-supported cases (at most `evidence_rows`), both under the
 filters. `entity_weight` 0 gives plain vector search (docs/search.md compares them).
 
@@ -39,7 +39,7 @@ import numpy as np
 
 from core.data.cohort_io import load_cases
 from core.data.lexicon import Lexicon
-from core.data.schema import CANCER_TYPES, MODALITIES, Case
+from core.data.schema import CANCER_TYPES, MODALITIES, NECROSIS_LEVELS, TIL_LEVELS, Case
 from core.errors import InputError
 from core.index import SearchFilter, StaleIndexError, VectorIndex
 from workbench.commands.train import TEACHER_RUN
@@ -62,6 +62,8 @@ EVIDENCE_CATEGORIES = frozenset(
 )
 # Findings that stand for stage IV.
 METASTASIS_CONCEPTS = frozenset({"FINDING:METASTASIS", "FINDING:DISTANT_METASTASIS"})
+# Findings a case's slide is recorded with (Case.histology).
+HISTOLOGY_CONCEPTS = frozenset({*TIL_LEVELS, *NECROSIS_LEVELS})
 NEGATIVE = "FINDING:NEGATIVE"
 NEGATED = "NOT:"  # prefix of a negated concept, e.g. NOT:BIOMARKER:HER2
 NEGATION_GAP = 3  # most characters between a gene/biomarker and a following "negative"
@@ -219,6 +221,7 @@ def case_concepts(case: Case) -> frozenset[str]:
     for name, status in case.biomarkers:
         out.add(f"BIOMARKER:{name}" if status in PRESENT_STATUSES else f"{NEGATED}BIOMARKER:{name}")
     out |= {f"GENE:{g}" for g in case.drivers}
+    out |= set(case.histology)
     out |= {VARIANT_KINDS[v.consequence] for v in case.variants
             if v.role == "driver" and v.consequence in VARIANT_KINDS}  # fmt: skip
     out.discard("")
@@ -389,7 +392,8 @@ class SearchService:
         wanted = (
             e.concept_id
             for e in entities
-            if e.category in EVIDENCE_CATEGORIES or e.concept_id in METASTASIS_CONCEPTS
+            if e.category in EVIDENCE_CATEGORIES
+            or e.concept_id in METASTASIS_CONCEPTS | HISTOLOGY_CONCEPTS
         )
         return tuple(dict.fromkeys(wanted))  # fmt: skip
 

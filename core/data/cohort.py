@@ -91,7 +91,9 @@ def assign_splits(cancer_types: list[str], cfg: CohortConfig) -> list[str]:
     return splits
 
 
-def _note_facts(profile: oncology.ClinicalProfile, cfg: CohortConfig, rng) -> notes.NoteFacts:
+def _note_facts(
+    profile: oncology.ClinicalProfile, histology: tuple[str, ...], cfg: CohortConfig, rng
+) -> notes.NoteFacts:
     altered = {d.gene for d in profile.drivers}
     tested = [g for g in oncology.TESTED_GENES.get(profile.cancer_type, ()) if g not in altered]
     n_neg = int(rng.integers(0, min(3, len(tested)) + 1)) if tested else 0
@@ -118,6 +120,7 @@ def _note_facts(profile: oncology.ClinicalProfile, cfg: CohortConfig, rng) -> no
         negative_genes=negative,
         biomarkers=profile.biomarkers,
         distractor_type=distractor,
+        histology=histology,
         metastatic_sites=mets,
     )
 
@@ -139,10 +142,12 @@ def _generate_case(job: _CaseJob, cfg: CohortConfig, out: Path, ref: genomics.Re
         label = str(rng.choice([t for t in CANCER_TYPES if t != profile.cancer_type]))
 
     tile_paths: list[str] = []
+    histology: tuple[str, ...] = ()
     if rng.random() >= cfg.missing_slide:
+        histology = pathology.sample_histology(profile.subtype, profile.grade, rng)
         tiles = pathology.render_tiles(
             profile.cancer_type, profile.subtype, profile.grade, rng,
-            cfg.tiles_per_case, cfg.tile_size,
+            cfg.tiles_per_case, cfg.tile_size, histology,
         )  # fmt: skip
         for k, tile in enumerate(tiles):
             rel = f"tiles/{case_id}_{k}.jpg"
@@ -154,6 +159,7 @@ def _generate_case(job: _CaseJob, cfg: CohortConfig, out: Path, ref: genomics.Re
         image = pathology.render_slide(
             profile.cancer_type, profile.subtype, profile.grade, rng,
             cfg.slide_width, cfg.slide_height, pen_marks=bool(rng.random() < 0.3),
+            histology=histology,
         )  # fmt: skip
         slide_path = f"slides/{case_id}.tiff"
         pathology.write_pyramidal_tiff(out / slide_path, image, mpp=pathology.NOMINAL_MPP)
@@ -169,7 +175,7 @@ def _generate_case(job: _CaseJob, cfg: CohortConfig, out: Path, ref: genomics.Re
         variants = ()
 
     template_split = "test" if job.split == "test" else "train"
-    facts = _note_facts(profile, cfg, rng)
+    facts = _note_facts(profile, histology, cfg, rng)
     case_notes = notes.render_case_notes(facts, template_split, rng, default_lexicon())
 
     return Case(
@@ -187,6 +193,7 @@ def _generate_case(job: _CaseJob, cfg: CohortConfig, out: Path, ref: genomics.Re
         variants=variants,
         notes=case_notes,
         tile_paths=tuple(tile_paths),
+        histology=histology,
         slide_path=slide_path,
         vcf_path=vcf_path,
     )

@@ -35,9 +35,11 @@ from core.data.schema import (
     CANCER_TYPES,
     DRIVER_GENES,
     LANGUAGES,
+    NECROSIS_LEVELS,
     NOTE_KINDS,
     STAGES,
     SUBTYPES,
+    TIL_LEVELS,
     Note,
 )
 from core.errors import ConfigError, InputError
@@ -69,6 +71,9 @@ DX_SLOTS: dict[str, tuple[str, ...]] = {
     "subtype": ("subtype",),
     "subtype_site": ("subtype", "site"),
 }
+# How the microscopy findings follow the diagnosis; punctuation only, so one list serves
+# every language.
+HISTOLOGY_PATTERNS: tuple[str, ...] = ("{dx} ({findings})", "{dx}; {findings}", "{dx}, {findings}")
 # Types whose morphology is their name ("glioblastoma, NOS"): site + morphology would name
 # the type anyway, and reads badly, so these notes name the type.
 MORPHOLOGY_IS_TYPE: frozenset[str] = frozenset({"GBM", "LIHC"})
@@ -193,6 +198,8 @@ class NoteFacts:
     biomarkers: tuple[tuple[str, str], ...] = ()  # (BIOMARKER id, status)
     distractor_type: str = ""  # TYPE code of an unrelated prior cancer, or ""
     metastatic_sites: tuple[str, ...] = ()  # SITE:<id> concept ids (bare ids accepted)
+    # (TIL level, necrosis level) the slide shows (schema.TIL_LEVELS, NECROSIS_LEVELS), or ()
+    histology: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         def bad(reason: str) -> InputError:
@@ -222,6 +229,12 @@ class NoteFacts:
         if any(s[5:] not in SITES for s in sites):
             raise bad(f"unknown metastatic sites in {self.metastatic_sites!r}")
         object.__setattr__(self, "metastatic_sites", sites)
+        if self.histology and (
+            len(self.histology) != 2
+            or self.histology[0] not in TIL_LEVELS
+            or self.histology[1] not in NECROSIS_LEVELS
+        ):
+            raise bad(f"histology must be (TIL level, necrosis level), got {self.histology!r}")
 
 
 @dataclass(frozen=True)
@@ -237,6 +250,10 @@ class NoiseConfig:
     subtype_site_rate: float = 0.5  # a named subtype comes with its site: "luminal A (breast)"
     distractor_rate: float = 0.9  # a note mentions the case's prior cancer, when it has one
     protein_prefix_flip: float = 0.3  # "p.V600E" <-> "V600E": labs write either
+    # The note states the slide's TILs and necrosis after the diagnosis (each finding is then
+    # left out at missing_rate): pathology reports usually do, other notes less often.
+    histology_report_rate: float = 0.85
+    histology_other_rate: float = 0.35
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
@@ -587,6 +604,7 @@ class _NoteChoices:
     omitted: frozenset[str]  # fields of OMITTABLE left out
     placeholder: bool  # missing fields read "not reported" (else optional groups vanish)
     distractor: bool  # mention the prior cancer
+    histology: tuple[str, ...] = ()  # microscopy findings (FINDING ids) stated after the dx
 
 
 def _weighted(options: tuple[tuple[str, float], ...], rng: np.random.Generator) -> str:
@@ -606,7 +624,9 @@ def _case_choices(facts: NoteFacts, rng: np.random.Generator) -> _CaseChoices:
     )
 
 
-def _note_choices(facts: NoteFacts, noise: NoiseConfig, rng: np.random.Generator) -> _NoteChoices:
+def _note_choices(
+    facts: NoteFacts, kind: str, noise: NoiseConfig, rng: np.random.Generator
+) -> _NoteChoices:
     u = rng.random()
     if u < noise.type_named_rate:
         mode = "type"
@@ -619,7 +639,11 @@ def _note_choices(facts: NoteFacts, noise: NoiseConfig, rng: np.random.Generator
         omitted.discard("site")  # site + morphology is then the only clue to the type
     placeholder = rng.random() < noise.placeholder_rate
     distractor = bool(facts.distractor_type) and rng.random() < noise.distractor_rate
-    return _NoteChoices(mode, frozenset(omitted), placeholder, distractor)
+    rate = noise.histology_report_rate if kind == "pathology_report" else noise.histology_other_rate
+    histology: tuple[str, ...] = ()
+    if facts.histology and rng.random() < rate:
+        histology = tuple(f for f in facts.histology if rng.random() >= noise.missing_rate)
+    return _NoteChoices(mode, frozenset(omitted), placeholder, distractor, histology)
 
 
 # ---------------------------------------------------------------------- rendering
@@ -716,7 +740,11 @@ class _Renderer:
         # takes the first pattern, which keeps the site apart (brackets).
         if mode == "site_morph" and "," in values["morph"][0][0]:
             patterns = patterns[:1]
-        return self.fill(self.pick(patterns), values)
+        dx = self.fill(self.pick(patterns), values)
+        if not self.note.histology:
+            return dx
+        findings = self.join([self.term(f) for f in self.note.histology])
+        return self.fill(self.pick(HISTOLOGY_PATTERNS), {"dx": dx, "findings": findings})
 
     def _shown(self, field: str) -> bool:
         """The field (one of OMITTABLE) has a value and this note keeps it."""
@@ -899,7 +927,7 @@ def render_note(
 ) -> str:
     """One note from one template; the case-level choices are drawn afresh from `rng`."""
     case = _case_choices(facts, rng)
-    note = _note_choices(facts, noise, rng)
+    note = _note_choices(facts, template.kind, noise, rng)
     return _Renderer(facts, case, note, _language(template.lang), lexicon, rng, noise).render(
         template
     )
@@ -921,7 +949,7 @@ def render_case_notes(
     for kind in NOTE_KINDS:
         candidates = list_templates(languages[0], kind, template_split)
         local_id = candidates[int(rng.random() * len(candidates))].local_id
-        note = _note_choices(facts, noise, rng)
+        note = _note_choices(facts, kind, noise, rng)
         for lang in languages:
             language = _language(lang)
             template = language.by_id.get((kind, local_id))

@@ -28,7 +28,7 @@ from statistics import NormalDist
 import numpy as np
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
-from core.data.schema import CANCER_TYPES, SUBTYPES
+from core.data.schema import CANCER_TYPES, NECROSIS_LEVELS, SUBTYPES, TIL_LEVELS
 from core.errors import InputError
 from core.io import atomic_path
 
@@ -1097,6 +1097,59 @@ def _resolve(cancer_type: str, subtype: str, grade: int) -> tuple[str, _Atypia]:
     return subtype, _ATYPIA[grade or 2]
 
 
+# Subtypes whose own architecture already shows a lymphocytic infiltrate or necrosis, so a
+# report never calls it absent.
+_LYMPHOCYTE_RICH = frozenset({"BRCA_TNBC", "COAD_MSIH", "HNSC_HPVPOS"})
+_NECROSIS_RICH = frozenset({"BRCA_TNBC", "LUSC_BASALOID", *SUBTYPES["GBM"]})
+# Level probabilities in TIL_LEVELS / NECROSIS_LEVELS order; necrosis rises with grade.
+_TIL_PRIOR = (0.3, 0.45, 0.25)
+_TIL_PRIOR_RICH = (0.0, 0.35, 0.65)
+_NECROSIS_PRIOR = {0: (0.5, 0.35, 0.15), 1: (0.7, 0.25, 0.05), 2: (0.5, 0.35, 0.15),
+                   3: (0.3, 0.4, 0.3)}  # fmt: skip
+_NECROSIS_PRIOR_RICH = (0.0, 0.5, 0.5)
+# What each level lays over the architecture: lymphocyte density in the infiltrated
+# areas, and the share of the tile that is necrotic.
+_TIL_DENSITY = {"FINDING:TIL_ABSENT": 0.0, "FINDING:TIL_SPARSE": 0.3, "FINDING:TIL_BRISK": 1.0}
+_NECROSIS_SHARE = {
+    "FINDING:NECROSIS_ABSENT": 0.0, "FINDING:NECROSIS_FOCAL": 0.12,
+    "FINDING:NECROSIS_EXTENSIVE": 0.4,
+}  # fmt: skip
+
+
+def sample_histology(subtype: str, grade: int, rng: np.random.Generator) -> tuple[str, str]:
+    """(TIL level, necrosis level) of one tumour: what its tiles show beyond subtype and
+    grade and what its pathology report states. Raises InputError for an unknown subtype."""
+    if not any(subtype in s for s in SUBTYPES.values()):
+        raise InputError(f"unknown subtype {subtype!r}")
+    til = _TIL_PRIOR_RICH if subtype in _LYMPHOCYTE_RICH else _TIL_PRIOR
+    necrosis = _NECROSIS_PRIOR_RICH if subtype in _NECROSIS_RICH else _NECROSIS_PRIOR[grade]
+    return (
+        TIL_LEVELS[int(rng.choice(3, p=til))],
+        NECROSIS_LEVELS[int(rng.choice(3, p=necrosis))],
+    )
+
+
+def _with_histology(
+    rng: np.random.Generator, tissue: _Tissue, shape: Shape, histology: tuple[str, ...]
+) -> _Tissue:
+    """The architecture with the case's necrosis (patches of debris replacing it) and
+    lymphocytic infiltrate (small dark round cells scattered over the viable rest)."""
+    if not histology:
+        return tissue
+    til, necrosis = histology
+    if til not in _TIL_DENSITY or necrosis not in _NECROSIS_SHARE:
+        raise InputError(f"histology must be (TIL level, necrosis level), got {histology!r}")
+    dead = np.zeros(shape, np.float32)
+    if _NECROSIS_SHARE[necrosis]:
+        dead = _threshold(_noise(rng, shape, 18), _NECROSIS_SHARE[necrosis], 1.5)
+        tissue = _blend(rng, _necrosis(rng, np.ones(shape, np.float32)), tissue, dead)
+    if _TIL_DENSITY[til]:
+        patches = _threshold(_noise(rng, shape, 14), 0.6, 1.0)  # infiltrates are patchy
+        where = _TIL_DENSITY[til] * patches * (1.0 - dead)
+        tissue = _combine(tissue, _lymphocytes(rng, where, spacing=5.0))
+    return tissue
+
+
 # --------------------------------------------------------------------------- colour
 
 
@@ -1239,14 +1292,17 @@ def render_tiles(
     rng: np.random.Generator,
     n: int,
     size: int = 128,
+    histology: tuple[str, ...] = (),
 ) -> np.ndarray:
     """`n` H&E-like tiles of one slide of this tumour, (n, size, size, 3) uint8.
 
     Architecture follows the type and subtype, nuclear size, density, pleomorphism and
     hyperchromasia follow the grade (0 = unknown renders as 2; "" subtype = the type's
-    first). The slide's stain colours, focus and JPEG quality are drawn from `rng`, and a
-    few tiles lie on the tissue edge or on glass. Deterministic given `rng`'s state.
-    Raises InputError for an unknown type, subtype or grade, n < 0 or size < 32.
+    first), and `histology` ((TIL level, necrosis level), see `sample_histology`; () =
+    none added) lays necrosis and lymphocytes over it. The slide's stain colours, focus
+    and JPEG quality are drawn from `rng`, and a few tiles lie on the tissue edge or on
+    glass. Deterministic given `rng`'s state. Raises InputError for an unknown type,
+    subtype, grade or histology level, n < 0 or size < 32.
     """
     subtype, atypia = _resolve(cancer_type, subtype, grade)
     if n < 0 or size < 32:
@@ -1255,7 +1311,7 @@ def render_tiles(
     if n == 0:
         return np.zeros((*shape, 3), np.uint8)
     stain = _sample_stain(rng)
-    tissue = _architecture(rng, subtype, shape, atypia)
+    tissue = _with_histology(rng, _architecture(rng, subtype, shape, atypia), shape, histology)
     tissue = _blend(rng, tissue, _glass(shape), _presence(rng, shape))
     sigma = np.clip(rng.uniform(0.3, 1.1) + rng.normal(0, 0.15, n), 0.2, 1.6)
     return _jpeg(rng, _paint(rng, tissue, shape, stain, sigma))
@@ -1269,6 +1325,7 @@ def render_slide(
     width: int = 2048,
     height: int = 1536,
     pen_marks: bool = False,
+    histology: tuple[str, ...] = (),
 ) -> np.ndarray:
     """A whole-slide-like image (height, width, 3) uint8: irregular tissue section(s) on
     white glass, tumour regions with the subtype's morphology mixed with stroma, fat,
@@ -1279,7 +1336,7 @@ def render_slide(
         raise InputError(f"slide must be at least 64x64 px, got {width}x{height}")
     shape = (1, height, width)
     stain = _sample_stain(rng)
-    tumour = _architecture(rng, subtype, shape, atypia)
+    tumour = _with_histology(rng, _architecture(rng, subtype, shape, atypia), shape, histology)
     normal = _normal_tissue(rng, shape, atypia)
     region = _threshold(_noise(rng, shape, 0.15 * min(height, width)), rng.uniform(0.35, 0.7), 3.0)
     tissue = _blend(rng, tumour, normal, region)

@@ -64,6 +64,13 @@ BIOMARKER_STATUSES: tuple[str, ...] = (
 
 VARIANT_ROLES: tuple[str, ...] = ("driver", "passenger", "benign")
 
+# What a slide shows beyond its subtype and grade that a pathology report states: the
+# tumour-infiltrating lymphocytes and the necrosis, each as one level (lexicon FINDING ids).
+TIL_LEVELS: tuple[str, ...] = ("FINDING:TIL_ABSENT", "FINDING:TIL_SPARSE", "FINDING:TIL_BRISK")
+NECROSIS_LEVELS: tuple[str, ...] = (
+    "FINDING:NECROSIS_ABSENT", "FINDING:NECROSIS_FOCAL", "FINDING:NECROSIS_EXTENSIVE",
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -115,6 +122,9 @@ class Case:
     variants: tuple[Variant, ...] = ()
     notes: tuple[Note, ...] = ()
     tile_paths: tuple[str, ...] = ()
+    # (TIL level, necrosis level) the tiles were rendered with; () without tiles or before
+    # cohorts recorded it.
+    histology: tuple[str, ...] = ()
     slide_path: str = ""
     vcf_path: str = ""
     source: str = "synthetic"  # "synthetic" or "imported"
@@ -145,4 +155,5 @@ class Case:
         d["variants"] = tuple(Variant(**v) for v in d.get("variants", ()))
         d["notes"] = tuple(Note(**n) for n in d.get("notes", ()))
         d["tile_paths"] = tuple(d.get("tile_paths", ()))
+        d["histology"] = tuple(d.get("histology", ()))
         return cls(**d)

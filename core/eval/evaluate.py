@@ -682,12 +682,13 @@ def _ceilings(
     k: int,
 ) -> dict[str, float | None]:
     """What the data and the teacher allow: recall@k of a perfect model that can tell slides
-    apart only by type, subtype and grade (what tiles are rendered from), and genomic profiles
+    apart only by type, subtype, grade and histology (TILs, necrosis: what tiles are rendered
+    from; cohorts before histology have none), and genomic profiles
     only by type and driver variants (what notes name), their mean (the ceiling of
     recall_at_k), and the driver-gene probe on the teacher's own English test notes."""
     by_row = {teacher.case_index[c.case_id]: c for c in cases if c.case_id in teacher.case_index}
     groups = {
-        "slide": lambda c: (c.cancer_type, c.subtype, c.grade),
+        "slide": lambda c: (c.cancer_type, c.subtype, c.grade, c.histology),
         "genomic": lambda c: (
             c.cancer_type,
             frozenset((v.gene, v.hgvsp or v.alt) for v in c.variants if v.role == "driver"),
@@ -703,7 +704,7 @@ def _ceilings(
         )
     english = teacher.tensors["notes"][notes.rows, notes.kinds]
     return {
-        f"slide_recall_at_{k}_type_subtype_grade": ceiling["slide"],
+        f"slide_recall_at_{k}_type_subtype_grade_histology": ceiling["slide"],
         f"genomic_recall_at_{k}_type_driver_variants": ceiling["genomic"],
         f"recall_at_{k}": None
         if None in ceiling.values()

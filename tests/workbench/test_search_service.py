@@ -121,6 +121,23 @@ def test_negation_and_case_concepts(service: SearchService) -> None:
     assert "NOT:BIOMARKER:HER2" not in concepts
 
 
+def test_slide_histology_is_evidence(service: SearchService) -> None:
+    """ "Brisk TILs" in a query is supported by exactly the cases whose slides show them."""
+    ids = [
+        e.concept_id
+        for e in service.query_entities(
+            "TNBC, linfócitos infiltrantes tumorais abundantes e necrose extensa", "pt", "pt"
+        )
+    ]
+    assert ids[-2:] == ["FINDING:TIL_BRISK", "FINDING:NECROSIS_EXTENSIVE"]
+    entities = service.query_entities("brisk TILs", "en", "en")
+    assert service.evidence_concepts(entities) == ("FINDING:TIL_BRISK",)
+    cases = service.cases.values()
+    supported = {c.case_id for c in cases if "FINDING:TIL_BRISK" in case_concepts(c)}
+    brisk = {c.case_id for c in cases if c.histology[:1] == ("FINDING:TIL_BRISK",)}
+    assert supported == brisk and brisk, "the tiny cohort should hold slides with brisk TILs"
+
+
 def test_english_query_uses_the_teacher_text_branch(service: SearchService) -> None:
     r = service.search(ONCOLOGIST, "invasive breast carcinoma with HER2 amplification", k=2)
     assert r.lang == "en" and r.hits and not r.notices

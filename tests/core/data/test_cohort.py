@@ -28,6 +28,8 @@ def test_every_case_is_well_formed(tiny_cohort: Path) -> None:
             (lang, k) for lang in LANGUAGES for k in NOTE_KINDS
         }
         assert all(n.text.strip() for n in c.notes)
+        # Histology is drawn with the tiles and only then.
+        assert len(c.histology) == (2 if c.tile_paths else 0)
 
 
 def test_test_cases_use_only_test_templates(tiny_cohort: Path) -> None:

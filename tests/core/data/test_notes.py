@@ -30,9 +30,11 @@ from core.data.schema import (
     CANCER_TYPES,
     DRIVER_GENES,
     LANGUAGES,
+    NECROSIS_LEVELS,
     NOTE_KINDS,
     STAGES,
     SUBTYPES,
+    TIL_LEVELS,
 )
 from core.errors import ConfigError, InputError
 
@@ -79,6 +81,7 @@ def _fake_lexicon() -> Lexicon:
             "TX:TEMOZOLOMIDE", "TX:CHEMORADIOTHERAPY", "TX:ADJUVANT_THERAPY",
             "TX:TAMOXIFEN", "TX:LETROZOLE"}  # fmt: skip
     ids |= {tx for plan in notes.TARGETED_THERAPY.values() for tx in plan}
+    ids |= {*TIL_LEVELS, *NECROSIS_LEVELS}
     categories = {prefix: category for category, prefix in CATEGORY_PREFIXES.items()}
     rows = ["\t".join(("concept_id", "category", "ncit", *LANGUAGES))]
     for cid in sorted(ids):
@@ -121,6 +124,7 @@ def _facts(cancer_type: str, k: int = 0, rich: bool = True) -> NoteFacts:
         biomarkers=(("ER", "positive"), ("MSI", "high"), ("MGMT", "unmethylated")),
         distractor_type="SKCM" if cancer_type != "SKCM" else "BRCA",
         metastatic_sites=("SITE:LIVER", "BONE"),
+        histology=(TIL_LEVELS[k % 3], NECROSIS_LEVELS[(k + 1) % 3]),
     )
 
 
@@ -273,6 +277,25 @@ def test_parallel_notes_share_template_genes_and_choices() -> None:
             assert all(x == named[0] for x in named), (kind, named)
 
 
+def test_notes_state_the_slides_histology_at_the_configured_rates() -> None:
+    """TILs and necrosis follow the diagnosis in every language, read back by the real
+    lexicon as the levels the slide was rendered with; at rate 0 no note states them."""
+    lexicon = _real_lexicon()
+    always = NoiseConfig(abbreviation_rate=0.0, typo_rate=0.0, missing_rate=0.0,
+                         histology_report_rate=1.0, histology_other_rate=1.0)  # fmt: skip
+    never = NoiseConfig(histology_report_rate=0.0, histology_other_rate=0.0)
+    findings = {*TIL_LEVELS, *NECROSIS_LEVELS}
+    for k, cancer_type in enumerate(CANCER_TYPES):
+        facts = _facts(cancer_type, k)
+        rendered = render_case_notes(facts, "test", np.random.default_rng(k), lexicon, noise=always)
+        for note in rendered:
+            named = {m.concept_id for m in lexicon.match(note.text, note.lang)}
+            assert named & findings == set(facts.histology), (note.lang, note.text)
+        rendered = render_case_notes(facts, "train", np.random.default_rng(k), lexicon, noise=never)
+        for note in rendered:
+            assert not {m.concept_id for m in lexicon.match(note.text, note.lang)} & findings
+
+
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_a_negative_gene_comes_with_a_negation(lang: str) -> None:
     rng = np.random.default_rng(3)
@@ -416,6 +439,8 @@ def test_facts_and_noise_are_validated() -> None:
         NoteFacts("BRCA", "", "I", 1, 50, "F", (("ERBB2", "AMP", ""),))
     with pytest.raises(InputError, match="biomarker"):
         NoteFacts("BRCA", "", "I", 1, 50, "F", biomarkers=(("ER", "weird"),))
+    with pytest.raises(InputError, match="histology"):
+        NoteFacts("BRCA", "", "I", 1, 50, "F", histology=(NECROSIS_LEVELS[0], TIL_LEVELS[0]))
     with pytest.raises(InputError, match="metastatic"):
         NoteFacts("BRCA", "", "IV", 1, 50, "F", metastatic_sites=("MOON",))
     assert NoteFacts("BRCA", "", "IV", 1, 50, "F", metastatic_sites=("BONE",)).metastatic_sites == (

@@ -18,7 +18,7 @@ from core.data.pathology import (
     save_tile,
     write_pyramidal_tiff,
 )
-from core.data.schema import CANCER_TYPES, SUBTYPES
+from core.data.schema import CANCER_TYPES, NECROSIS_LEVELS, SUBTYPES, TIL_LEVELS
 from core.errors import InputError
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -73,6 +73,38 @@ def test_higher_grade_means_more_nuclear_dark_pixels() -> None:
             dark.append(np.mean(fractions))
         assert dark[0] < dark[1] < dark[2], (cancer_type, dark)
         assert dark[2] > 2 * dark[0], (cancer_type, dark)
+
+
+def test_histology_levels_show_in_the_tiles() -> None:
+    """Absent TILs and necrosis add nothing; brisk TILs add dark lymphocytes, extensive
+    necrosis replaces tissue with pale granular debris (fewer dark, fewer bright pixels)."""
+    absent = (TIL_LEVELS[0], NECROSIS_LEVELS[0])
+
+    def tiles(histology: tuple[str, ...], seed: int) -> np.ndarray:
+        return render_tiles("KIRC", "KIRC_CCA", 2, np.random.default_rng(seed), 4, 64, histology)
+
+    np.testing.assert_array_equal(tiles(absent, 3), tiles((), 3))
+    dark, bright = {}, {}
+    for name, histology in {"absent": absent, "brisk": (TIL_LEVELS[2], NECROSIS_LEVELS[0]),
+                            "necrotic": (TIL_LEVELS[0], NECROSIS_LEVELS[2])}.items():  # fmt: skip
+        lum = np.stack([_luminance(tiles(histology, s)) for s in range(4)])
+        dark[name], bright[name] = (lum < 0.55).mean(), (lum > 0.9).mean()
+    assert dark["brisk"] > 1.5 * dark["absent"], dark
+    assert bright["necrotic"] < 0.8 * bright["absent"], bright
+    with pytest.raises(InputError, match="histology"):
+        tiles((NECROSIS_LEVELS[1], TIL_LEVELS[1]), 0)
+
+
+def test_sampled_histology_never_calls_a_defining_feature_absent() -> None:
+    rng = np.random.default_rng(0)
+    draws = {s: {pathology.sample_histology(s, 3, rng) for _ in range(200)}
+             for s in ("BRCA_TNBC", "GBM_MGMT_METH", "PRAD_ERG")}  # fmt: skip
+    assert all(til != TIL_LEVELS[0] for til, _ in draws["BRCA_TNBC"])
+    assert all(necrosis != NECROSIS_LEVELS[0] for _, necrosis in draws["GBM_MGMT_METH"])
+    assert {til for til, _ in draws["PRAD_ERG"]} == set(TIL_LEVELS)
+    assert {necrosis for _, necrosis in draws["PRAD_ERG"]} == set(NECROSIS_LEVELS)
+    with pytest.raises(InputError, match="subtype"):
+        pathology.sample_histology("NOPE", 2, rng)
 
 
 def test_clear_cell_and_squamous_textures_differ() -> None:

@@ -63,7 +63,7 @@ def test_every_student_language_has_every_metric(report: dict) -> None:
 
 def test_ceilings_of_recall_are_reported(report: dict) -> None:
     ceilings = report["ceilings"]
-    slide = ceilings["slide_recall_at_10_type_subtype_grade"]
+    slide = ceilings["slide_recall_at_10_type_subtype_grade_histology"]
     genomic = ceilings["genomic_recall_at_10_type_driver_variants"]
     assert 0.0 < slide <= 1.0 and 0.0 < genomic <= 1.0
     assert ceilings["recall_at_10"] == pytest.approx((slide + genomic) / 2)
