@@ -13,9 +13,10 @@ or biomarker negates it) that the case's record supports. Slides and genomic pro
 from any text in the shared space (cosines ~0.1, nearly flat across cases), so without this a
 query such as "metastatic breast cancer with HER2 amplification" reaches the right notes but
 arbitrary slides; with it, the HER2-amplified metastatic breast cases' slides and profiles
-come first, and every hit shows which concepts it shares with the query. Candidates: the `candidates` nearest rows by
-vector plus the rows of the best-supported cases (at most `evidence_rows`), both under the
-filters. `entity_weight` 0 gives plain vector search (docs/search.md compares them).
+come first, and every hit shows which concepts it shares with the query. Candidates: the
+`candidates` nearest rows by vector plus the rows of the best-supported cases (at most
+`evidence_rows`), both under the filters. `entity_weight` 0 gives plain vector search
+(docs/search.md compares them).
 
 Each hit carries the cancer type the teacher predicts for its case (fused over the case's
 modalities, from the teacher run's logits; the recorded type when the teacher never saw the
