@@ -235,7 +235,7 @@ def _carries(genotype: str, allele_index: int) -> bool:
     return not known or str(allele_index) in known
 
 
-def _hgvsp(text: str) -> str:
+def one_letter_protein(text: str) -> str:
     """One-letter protein change of an HGVSp field ("ENSP0001.1:p.Val600Glu" -> "V600E")."""
     text = text.rsplit(":", 1)[-1].strip()
     if ONE_LETTER_RE.fullmatch(text):  # the common case, without the general normaliser
@@ -430,7 +430,7 @@ class Interpreter:
         readings: tuple[AnnotationReading, ...] | None,
     ) -> VariantInterpretation:
         ann = primary_annotation(record.annotations)
-        protein = _hgvsp(ann.hgvsp) if ann is not None and ann.hgvsp else ""
+        protein = one_letter_protein(ann.hgvsp) if ann is not None and ann.hgvsp else ""
         f = self._facts(record, ann, protein, build, partner, score)
         key = f.key(tumor_type)
         a = self._analyses.get(key)

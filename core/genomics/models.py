@@ -39,6 +39,7 @@ from core.genomics.interpret import (
     AnnotationReading,
     InterpretConfig,
     Interpreter,
+    one_letter_protein,
     primary_annotation,
 )
 from core.genomics.records import FreeText, VariantRecord
@@ -91,10 +92,12 @@ def record_variant(record: VariantRecord) -> Variant:
     """What the genomic featuriser reads of a VCF allele, as a cohort Variant (role unknown)."""
     ann = primary_annotation(record.annotations)
     terms = C.so_terms(ann.consequence) if ann else ()
+    protein = one_letter_protein(ann.hgvsp) if ann and ann.hgvsp else ""
     return Variant(
         chrom=record.chrom, pos=record.pos, ref=record.ref, alt=record.alt,
         gene=ann.gene.strip().upper() if ann else "", consequence=terms[0] if terms else "",
-        hgvsp="", role="", vaf=record.vaf or 0.0, depth=record.depth or 0,
+        hgvsp=f"p.{protein}" if protein else "", role="", vaf=record.vaf or 0.0,
+        depth=record.depth or 0,
     )  # fmt: skip
 
 

@@ -3,6 +3,7 @@ loaded from a tiny built workspace, and what the report says when they are missi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -18,9 +19,10 @@ from core.genomics.models import (
     GenomicScorer,
     auc,
     load_models,
+    record_variant,
     train_variant_probe,
 )
-from core.genomics.records import FreeText
+from core.genomics.records import Annotation, FreeText, VariantRecord
 from core.knowledge.tables import KnowledgeBase
 
 GERMAN = Path(__file__).parent / "golden" / "german_free_text" / "input.vcf"
@@ -36,6 +38,25 @@ def probe_dir(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 @pytest.fixture(scope="module")
 def kb() -> KnowledgeBase:
     return KnowledgeBase.load()
+
+
+def test_a_vcf_allele_reaches_the_featuriser_with_its_protein_change() -> None:
+    """The cohort's variants carry "p.V600E"; an uploaded VCF's annotation must read the
+    same, whatever notation the annotator wrote, or the protein token would differ."""
+    record = VariantRecord(
+        line=12, chrom="chr7", pos=140753336, id=".", ref="A", alt="T", allele_index=1,
+        n_alts=1, kind="SNV", qual=None, filters=("PASS",), info={}, vaf=0.4, depth=100,
+        annotations=(Annotation("CSQ", "BRAF", "missense_variant", "MODERATE",
+                                hgvsp="ENSP00000288602.6:p.Val600Glu"),),
+    )  # fmt: skip
+    variant = record_variant(record)
+    assert (variant.gene, variant.hgvsp, variant.consequence) == (
+        "BRAF",
+        "p.V600E",
+        "missense_variant",
+    )
+    bare = record_variant(dataclasses.replace(record, annotations=()))
+    assert bare.hgvsp == "" and bare.gene == ""
 
 
 def test_auc_counts_ranks_and_ties() -> None:
