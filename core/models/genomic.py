@@ -2,7 +2,7 @@
 
 Featurisation (`GenomicFeaturizer`), one row of `seq_len` token ids per variant:
 
-    [CLS] gene consequence vaf-bucket allele-kind [protein] kmer_1 ... kmer_n [PAD]...
+    [CLS] gene consequence vaf-bucket allele-kind kmer_1 ... kmer_n [PAD]...
 
 - the k-mers are DNABERT-style (Ji et al. 2021): overlapping k-mers, stride 1, of the reference
   context around the variant (`flank` bases each side, from the FASTA) with the ALT applied, so
@@ -11,12 +11,9 @@ Featurisation (`GenomicFeaturizer`), one row of `seq_len` token ids per variant:
 - symbolic alleles (<DEL>, <DUP>, ...) and breakends (BND, e.g. "G[chr2:123[") have no bases
   to apply: their kind token says what they are and the k-mers show the unaltered context;
 - genes outside `schema.DRIVER_GENES` share `gene_buckets` hashed tokens (crc32, stable
-  across runs), unknown SO terms one token, and VAF is bucketed uniformly over [0, 1];
-- with `protein_buckets` > 0, the annotated protein change (HGVSp, "p.V600E") hashed with its
-  gene into one of `protein_buckets` tokens ("PROT:none" without one): the variant's identity
-  as a report names it, which the k-mers of a synthetic context carry only implicitly.
+  across runs), unknown SO terms one token, and VAF is bucketed uniformly over [0, 1].
 A case keeps at most `max_variants` variants: the ones with the highest VAF, ties broken by
-file order. The featuriser reads only chrom, pos, ref, alt, gene, consequence, hgvsp and vaf: never
+file order. The featuriser reads only chrom, pos, ref, alt, gene, consequence and vaf: never
 `role` (the answer) nor the free-text `annotation` (present only on drivers).
 
 Encoding (`GenomicEncoder`): a pre-LN transformer over each variant's tokens gives the [CLS]
@@ -55,7 +52,7 @@ CONSEQUENCES: tuple[str, ...] = (
     "transcript_ablation", "gene_fusion",
 )  # fmt: skip
 _SYMBOLIC = re.compile(r"^<([A-Z]+)[:>]")
-N_PREFIX = 5  # [CLS], gene, consequence, vaf, kind (+ protein when protein_buckets > 0)
+N_PREFIX = 5  # [CLS], gene, consequence, vaf, kind
 
 
 @dataclass(frozen=True)
@@ -68,15 +65,14 @@ class GenomicFeaturizer:
     max_variants: int = 24  # variants kept per case (highest VAF first)
     vaf_buckets: int = 10  # VAF tokens, uniform over [0, 1]
     gene_buckets: int = 32  # hashed tokens for genes outside DRIVER_GENES
-    protein_buckets: int = 0  # hashed gene:protein-change tokens (0: no protein token)
 
     def __post_init__(self) -> None:
         if not 3 <= self.kmer <= 6:
             raise ValueError(f"kmer must be in 3..6, got {self.kmer}")
         if self.flank < self.kmer or self.max_allele < 1 or self.max_variants < 1:
             raise ValueError("need flank >= kmer, max_allele >= 1 and max_variants >= 1")
-        if self.vaf_buckets < 1 or self.gene_buckets < 1 or self.protein_buckets < 0:
-            raise ValueError("vaf_buckets and gene_buckets must be >= 1, protein_buckets >= 0")
+        if self.vaf_buckets < 1 or self.gene_buckets < 1:
+            raise ValueError("vaf_buckets and gene_buckets must be >= 1")
 
     @cached_property
     def vocab(self) -> Mapping[str, int]:
@@ -88,8 +84,6 @@ class GenomicFeaturizer:
         tokens += [f"GENE:#{i}" for i in range(self.gene_buckets)]
         tokens += [f"CSQ:{c}" for c in CONSEQUENCES] + ["CSQ:other"]
         tokens += [f"VAF:{i}" for i in range(self.vaf_buckets)]
-        if self.protein_buckets:
-            tokens += [f"PROT:#{i}" for i in range(self.protein_buckets)] + ["PROT:none"]
         tokens += ["".join(p) for p in itertools.product(BASES, repeat=self.kmer)]
         return {t: i for i, t in enumerate(tokens)}
 
@@ -100,20 +94,12 @@ class GenomicFeaturizer:
     @property
     def seq_len(self) -> int:
         """Tokens per variant: the prefix plus the k-mers of the longest window."""
-        prefix = N_PREFIX + (1 if self.protein_buckets else 0)
-        return prefix + 2 * self.flank + self.max_allele - self.kmer + 1
+        return N_PREFIX + 2 * self.flank + self.max_allele - self.kmer + 1
 
     def _gene(self, gene: str) -> int:
         if f"GENE:{gene}" in self.vocab:
             return self.vocab[f"GENE:{gene}"]
         return self.vocab[f"GENE:#{zlib.crc32(gene.encode()) % self.gene_buckets}"]
-
-    def _protein(self, v: Variant) -> int:
-        change = v.hgvsp.strip().removeprefix("p.")
-        if not change:
-            return self.vocab["PROT:none"]
-        key = f"{v.gene.upper()}:{change}".encode()
-        return self.vocab[f"PROT:#{zlib.crc32(key) % self.protein_buckets}"]
 
     def _kind_and_allele(self, v: Variant) -> tuple[str, str | None]:
         """(kind token, ALT bases to apply or None when the allele is not a sequence)."""
@@ -165,8 +151,6 @@ class GenomicFeaturizer:
             self.vocab[f"VAF:{min(int(vaf * self.vaf_buckets), self.vaf_buckets - 1)}"],
             self.vocab[kind],
         ]
-        if self.protein_buckets:
-            ids.append(self._protein(v))
         window = self._window(v, allele, sequences)
         unk = self.vocab[UNK]
         ids += [

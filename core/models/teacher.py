@@ -75,7 +75,6 @@ class TeacherConfig:
     max_variants: int = 24  # variants per case, highest VAF first (keeps >99% of drivers)
     vaf_buckets: int = 10  # VAF tokens over [0, 1]
     gene_buckets: int = 32  # hashed tokens for genes outside DRIVER_GENES
-    protein_buckets: int = 0  # hashed gene:protein-change tokens (0: none; see genomic.py)
     genomic_dim: int = 32  # variant transformer width
     genomic_depth: int = 2  # variant transformer layers
     genomic_heads: int = 4  # variant transformer heads
@@ -138,7 +137,6 @@ class TeacherConfig:
             max_variants=self.max_variants,
             vaf_buckets=self.vaf_buckets,
             gene_buckets=self.gene_buckets,
-            protein_buckets=self.protein_buckets,
         )
 
     def to_dict(self) -> dict[str, Any]:

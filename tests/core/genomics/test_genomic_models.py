@@ -41,8 +41,8 @@ def kb() -> KnowledgeBase:
 
 
 def test_a_vcf_allele_reaches_the_featuriser_with_its_protein_change() -> None:
-    """The cohort's variants carry "p.V600E"; an uploaded VCF's annotation must read the
-    same, whatever notation the annotator wrote, or the protein token would differ."""
+    """The cohort's variants carry "p.V600E"; an uploaded VCF's variant reads the same,
+    whatever notation the annotator wrote."""
     record = VariantRecord(
         line=12, chrom="chr7", pos=140753336, id=".", ref="A", alt="T", allele_index=1,
         n_alts=1, kind="SNV", qual=None, filters=("PASS",), info={}, vaf=0.4, depth=100,

@@ -277,26 +277,6 @@ def test_featurizer_caps_by_vaf_in_file_order():
     assert (tokens[1] == PAD_ID).all()
 
 
-def test_protein_token_names_the_variant_as_a_report_does():
-    plain = TINY.featurizer()
-    f = dataclasses.replace(plain, protein_buckets=64)
-    seqs = {"chr1": SEQ}
-    assert f.seq_len == plain.seq_len + 1 and f.vocab_size == plain.vocab_size + 65
-    protein = {h: f.variant_tokens(_variant(hgvsp=h), seqs)[5] for h in ("p.V600E", "V600E", "")}
-    assert protein["p.V600E"] == protein["V600E"] != protein[""] == f.vocab["PROT:none"]
-    # The gene is part of the key; the k-mers follow unchanged after the extra token.
-    assert f.variant_tokens(_variant(gene="NRAS"), seqs)[5] != protein["V600E"]
-
-    def names(featurizer: GenomicFeaturizer, ids: list[int]) -> list[str]:
-        inverse = {i: t for t, i in featurizer.vocab.items()}
-        return [inverse[i] for i in ids]
-
-    with_token, without = f.variant_tokens(_variant(), seqs), plain.variant_tokens(_variant(), seqs)
-    assert names(f, with_token[6:]) == names(plain, without[5:])
-    with pytest.raises(ValueError, match="protein_buckets"):
-        dataclasses.replace(plain, protein_buckets=-1)
-
-
 def test_genomic_encoder_ignores_padding_variants():
     model = _model()
     inputs = _inputs()
