@@ -17,11 +17,13 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.data.lexicon import default_lexicon
 from core.data.schema import LANGUAGES
 from core.errors import CmkdError, InputError
 from core.slides import IMAGE_SUFFIXES, SLIDE_SUFFIXES, SlideReader, View, Viewport
 from workbench.i18n import UI_LANGUAGES, session_language, translator
 from workbench.roles import User
+from workbench.search_service import concept_term
 from workbench.slide_service import Heatmap, SlideQC, SlideRef, SlideService, TileReport
 from workbench.ui import page_user
 from workbench.workspace import Workspace
@@ -257,9 +259,12 @@ def _upload(service: SlideService, user: User, t: Callable[..., str]) -> None:
     left.caption(t("slides.tile_qc", glass=f"{report.qc.glass[0]:.0%}",
                    ink=f"{report.qc.ink[0]:.0%}"))  # fmt: skip
     right.subheader(t("slides.matches"))
+    lexicon, lang = default_lexicon(), session_language(st.session_state)
     rows = [
         {t("slides.col_case"): m.case_id, t("slides.col_type"): m.cancer_type,
-         t("slides.col_subtype"): m.subtype, t("slides.col_score"): round(m.score, 3)}
+         t("slides.col_subtype"): m.subtype,
+         t("slides.col_histology"): "; ".join(concept_term(lexicon, c, lang) for c in m.histology),
+         t("slides.col_score"): round(m.score, 3)}
         for m in report.matches
     ]  # fmt: skip
     right.dataframe(rows, hide_index=True, key="slides.matches")

@@ -106,6 +106,7 @@ class TileMatch:
     cancer_type: str
     subtype: str
     score: float
+    histology: tuple[str, ...] = ()  # the case slide's TIL and necrosis levels (FINDING ids)
 
 
 @dataclass(frozen=True)
@@ -426,7 +427,15 @@ class SlideService:
             models.teacher, square_tile(image, models.teacher.config.tile_size)[None]
         )
         hits = self._index_for(models).search(vector[0], k, SearchFilter(modalities=("slide",)))
+        cases = self._case_map()
         matches = tuple(
-            TileMatch(h.meta.case_id, h.meta.cancer_type, h.meta.subtype, h.score) for h in hits
+            TileMatch(
+                h.meta.case_id,
+                h.meta.cancer_type,
+                h.meta.subtype,
+                h.score,
+                cases[h.meta.case_id].histology if h.meta.case_id in cases else (),
+            )  # fmt: skip
+            for h in hits
         )
         return TileReport(image, tile_qc(square_tile(image, QC_TILE_PX)[None]), matches)

@@ -71,3 +71,5 @@ def test_open_a_case_from_search_zoom_pan_and_upload(built_workspace: Path) -> N
     assert not at.exception and not at.error
     (matches,) = (d.value for d in at.dataframe)
     assert len(matches) == 5 and set(matches[en["slides.col_case"]]) <= {c.case_id for c in cases}
+    # TILs and necrosis in words: "brisk tumour-infiltrating lymphocytes; focal necrosis"
+    assert all(";" in h for h in matches[en["slides.col_histology"]])

@@ -150,6 +150,8 @@ def test_a_tile_upload_is_stored_audited_and_matched(service: SlideService) -> N
     assert len(scores) == 3 and scores == sorted(scores, reverse=True)
     cohort = service._case_map()
     assert all(cohort[m.case_id].cancer_type == m.cancer_type for m in report.matches)
+    assert all(cohort[m.case_id].histology == m.histology for m in report.matches)
+    assert all(len(m.histology) == 2 for m in report.matches)  # every slide in the index has it
 
 
 def test_an_uploaded_slide_opens_by_its_id(service: SlideService) -> None:
