@@ -35,12 +35,11 @@ from core.data.schema import (
     CANCER_TYPES,
     DRIVER_GENES,
     LANGUAGES,
-    NECROSIS_LEVELS,
     NOTE_KINDS,
     STAGES,
     SUBTYPES,
-    TIL_LEVELS,
     Note,
+    is_histology,
 )
 from core.errors import ConfigError, InputError
 
@@ -229,11 +228,7 @@ class NoteFacts:
         if any(s[5:] not in SITES for s in sites):
             raise bad(f"unknown metastatic sites in {self.metastatic_sites!r}")
         object.__setattr__(self, "metastatic_sites", sites)
-        if self.histology and (
-            len(self.histology) != 2
-            or self.histology[0] not in TIL_LEVELS
-            or self.histology[1] not in NECROSIS_LEVELS
-        ):
+        if not is_histology(self.histology):
             raise bad(f"histology must be (TIL level, necrosis level), got {self.histology!r}")
 
 

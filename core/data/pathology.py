@@ -28,7 +28,7 @@ from statistics import NormalDist
 import numpy as np
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
-from core.data.schema import CANCER_TYPES, NECROSIS_LEVELS, SUBTYPES, TIL_LEVELS
+from core.data.schema import CANCER_TYPES, NECROSIS_LEVELS, SUBTYPES, TIL_LEVELS, is_histology
 from core.errors import InputError
 from core.io import atomic_path
 
@@ -1109,11 +1109,8 @@ _NECROSIS_PRIOR = {0: (0.5, 0.35, 0.15), 1: (0.7, 0.25, 0.05), 2: (0.5, 0.35, 0.
 _NECROSIS_PRIOR_RICH = (0.0, 0.5, 0.5)
 # What each level lays over the architecture: lymphocyte density in the infiltrated
 # areas, and the share of the tile that is necrotic.
-_TIL_DENSITY = {"FINDING:TIL_ABSENT": 0.0, "FINDING:TIL_SPARSE": 0.3, "FINDING:TIL_BRISK": 1.0}
-_NECROSIS_SHARE = {
-    "FINDING:NECROSIS_ABSENT": 0.0, "FINDING:NECROSIS_FOCAL": 0.12,
-    "FINDING:NECROSIS_EXTENSIVE": 0.4,
-}  # fmt: skip
+_TIL_DENSITY = dict(zip(TIL_LEVELS, (0.0, 0.3, 1.0), strict=True))
+_NECROSIS_SHARE = dict(zip(NECROSIS_LEVELS, (0.0, 0.12, 0.4), strict=True))
 
 
 def sample_histology(subtype: str, grade: int, rng: np.random.Generator) -> tuple[str, str]:
@@ -1134,11 +1131,11 @@ def _with_histology(
 ) -> _Tissue:
     """The architecture with the case's necrosis (patches of debris replacing it) and
     lymphocytic infiltrate (small dark round cells scattered over the viable rest)."""
+    if not is_histology(histology):
+        raise InputError(f"histology must be (TIL level, necrosis level), got {histology!r}")
     if not histology:
         return tissue
     til, necrosis = histology
-    if til not in _TIL_DENSITY or necrosis not in _NECROSIS_SHARE:
-        raise InputError(f"histology must be (TIL level, necrosis level), got {histology!r}")
     dead = np.zeros(shape, np.float32)
     if _NECROSIS_SHARE[necrosis]:
         dead = _threshold(_noise(rng, shape, 18), _NECROSIS_SHARE[necrosis], 1.5)

@@ -72,6 +72,13 @@ NECROSIS_LEVELS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+def is_histology(histology: tuple[str, ...]) -> bool:
+    """Whether `histology` is () or (one of TIL_LEVELS, one of NECROSIS_LEVELS)."""
+    return not histology or (
+        len(histology) == 2 and histology[0] in TIL_LEVELS and histology[1] in NECROSIS_LEVELS
+    )
+
+
 @dataclass(frozen=True)
 class Variant:
     """One somatic variant (or benign polymorphism) of a case, as written to its VCF."""
