@@ -28,6 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from core.data.cohort import load_cases
 from core.data.lexicon import default_lexicon
 from core.data.schema import MODALITIES, NECROSIS_LEVELS, NOTE_KINDS, TIL_LEVELS
+from core.eval.evaluate import genomic_group
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -43,11 +44,7 @@ def _ranks(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
 def _genomic_breakdown(emb: dict[str, np.ndarray], cases: list, k: int) -> dict[str, float]:
     has = emb["present"][:, MODALITIES.index("genomic")]
     rows = np.array([i for i, c in enumerate(cases) if c.split == "test" and has[i]])
-    groups = [
-        (cases[r].cancer_type,
-         frozenset((v.gene, v.hgvsp or v.alt) for v in cases[r].variants if v.role == "driver"))
-        for r in rows
-    ]  # fmt: skip
+    groups = [genomic_group(cases[r]) for r in rows]
     size = Counter(groups)
     found: dict[str, list[tuple[bool, float]]] = defaultdict(list)
     for kind in range(len(NOTE_KINDS)):

@@ -65,6 +65,8 @@ EVIDENCE_CATEGORIES = frozenset(
 METASTASIS_CONCEPTS = frozenset({"FINDING:METASTASIS", "FINDING:DISTANT_METASTASIS"})
 # Findings a case's slide is recorded with (Case.histology).
 HISTOLOGY_CONCEPTS = frozenset({*TIL_LEVELS, *NECROSIS_LEVELS})
+# Findings a case record can support, beside the EVIDENCE_CATEGORIES.
+EVIDENCE_FINDINGS = METASTASIS_CONCEPTS | HISTOLOGY_CONCEPTS
 NEGATIVE = "FINDING:NEGATIVE"
 NEGATED = "NOT:"  # prefix of a negated concept, e.g. NOT:BIOMARKER:HER2
 NEGATION_GAP = 3  # most characters between a gene/biomarker and a following "negative"
@@ -393,8 +395,7 @@ class SearchService:
         wanted = (
             e.concept_id
             for e in entities
-            if e.category in EVIDENCE_CATEGORIES
-            or e.concept_id in METASTASIS_CONCEPTS | HISTOLOGY_CONCEPTS
+            if e.category in EVIDENCE_CATEGORIES or e.concept_id in EVIDENCE_FINDINGS
         )
         return tuple(dict.fromkeys(wanted))  # fmt: skip
 

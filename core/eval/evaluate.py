@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -673,6 +673,17 @@ def _state_space(
     return out
 
 
+def slide_group(case: Case) -> Hashable:
+    """What a case's tiles are rendered from: a perfect reader tells slides apart by no more."""
+    return case.cancer_type, case.subtype, case.grade, case.histology
+
+
+def genomic_group(case: Case) -> Hashable:
+    """What a note names of a case's genomic profile: its type and driver variants."""
+    drivers = frozenset((v.gene, v.hgvsp or v.alt) for v in case.variants if v.role == "driver")
+    return case.cancer_type, drivers
+
+
 def _ceilings(
     cases: Sequence[Case],
     teacher: TeacherSide,
@@ -687,13 +698,7 @@ def _ceilings(
     only by type and driver variants (what notes name), their mean (the ceiling of
     recall_at_k), and the driver-gene probe on the teacher's own English test notes."""
     by_row = {teacher.case_index[c.case_id]: c for c in cases if c.case_id in teacher.case_index}
-    groups = {
-        "slide": lambda c: (c.cancer_type, c.subtype, c.grade, c.histology),
-        "genomic": lambda c: (
-            c.cancer_type,
-            frozenset((v.gene, v.hgvsp or v.alt) for v in c.variants if v.role == "driver"),
-        ),
-    }
+    groups = {"slide": slide_group, "genomic": genomic_group}
     ceiling = {}
     for m, group in groups.items():
         has = teacher.tensors["present"][:, teacher.modalities.index(m)]
