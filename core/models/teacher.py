@@ -75,6 +75,9 @@ class TeacherConfig:
     max_variants: int = 24  # variants per case, highest VAF first (keeps >99% of drivers)
     vaf_buckets: int = 10  # VAF tokens over [0, 1]
     gene_buckets: int = 32  # hashed tokens for genes outside DRIVER_GENES
+    # A token per known driver protein change (genomic.py). Teacher test recall@10
+    # text-genomic 0.703 -> 0.780 (docs/evaluation.md "Results (session 8)").
+    hotspot_tokens: bool = True
     genomic_dim: int = 32  # variant transformer width
     genomic_depth: int = 2  # variant transformer layers
     genomic_heads: int = 4  # variant transformer heads
@@ -137,6 +140,7 @@ class TeacherConfig:
             max_variants=self.max_variants,
             vaf_buckets=self.vaf_buckets,
             gene_buckets=self.gene_buckets,
+            hotspot_tokens=self.hotspot_tokens,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -580,6 +580,7 @@ def load_teacher(directory: Path) -> tuple[Teacher, TeacherConfig]:
         raise InputError(f"{directory}: config.json does not describe a teacher")
     model = dict(config.get("model", {}))
     model.setdefault("text_fact_buckets", 0)  # teachers saved before the fact channel
+    model.setdefault("hotspot_tokens", False)  # ... and before the hotspot token
     model_cfg = TeacherConfig.from_dict(model)
     return teacher_from_weights(directory / WEIGHTS_FILE, model_cfg), model_cfg
 

@@ -13,7 +13,7 @@ from PIL import Image
 from core.data.schema import Case, Variant
 from core.errors import ConfigError, InputError
 from core.losses.infonce import pairwise_infonce
-from core.models.genomic import PAD_ID, GenomicFeaturizer
+from core.models.genomic import N_PREFIX, PAD_ID, GenomicFeaturizer
 from core.models.teacher import (
     TEACHER_MODALITIES,
     Teacher,
@@ -248,7 +248,8 @@ def test_featurizer_tokens_follow_the_sequence_and_allele_kind():
     ref_base = SEQ[19]
     snv = f.variant_tokens(_variant(ref=ref_base, alt="C" if ref_base != "C" else "G"), seqs)
     ref_like = f.variant_tokens(_variant(ref=ref_base, alt=ref_base), seqs)
-    kmers = slice(5, 5 + 2 * f.flank + 1 - f.kmer + 1)
+    first = N_PREFIX + int(f.hotspot_tokens)  # the k-mers follow the prefix tokens
+    kmers = slice(first, first + 2 * f.flank + 1 - f.kmer + 1)
     # A substitution changes exactly k of the overlapping k-mers.
     assert sum(a != b for a, b in zip(snv[kmers], ref_like[kmers], strict=True)) == f.kmer
     kinds = {
@@ -275,6 +276,24 @@ def test_featurizer_caps_by_vaf_in_file_order():
     tokens, mask = f.featurize([_case(variants), _case([])])
     assert mask.tolist() == [[True, True, True], [False, False, False]]
     assert (tokens[1] == PAD_ID).all()
+
+
+def test_hotspot_token_names_only_known_driver_changes():
+    f = dataclasses.replace(GenomicFeaturizer(), hotspot_tokens=True)
+    assert f.seq_len == GenomicFeaturizer().seq_len + 1
+    slot = N_PREFIX  # right after the prefix; the k-mers follow
+
+    def token(**kw) -> int:
+        return f.variant_tokens(_variant(**kw), {"chr1": SEQ})[slot]
+
+    v600e = token(gene="BRAF", hgvsp="p.V600E")
+    assert v600e == f.vocab["HOT:BRAF:V600E"]
+    assert token(gene="KRAS", hgvsp="p.G12D") not in (v600e, f.vocab["HOT:none"])
+    # A change the tables do not list, the same change in another gene, a passenger and a
+    # copy-number call without HGVSp all share the one "none" token.
+    for kw in ({"gene": "BRAF", "hgvsp": "p.V601A"}, {"gene": "NRAS", "hgvsp": "p.V600E"},
+               {"gene": "PASS1", "hgvsp": "p.R12H"}, {"gene": "ERBB2", "hgvsp": ""}):  # fmt: skip
+        assert token(**kw) == f.vocab["HOT:none"], kw
 
 
 def test_genomic_encoder_ignores_padding_variants():

@@ -320,15 +320,17 @@ def test_resolve_device():
             common.resolve_device("cuda")
 
 
-def test_a_teacher_saved_before_the_fact_channel_loads_without_one(tmp_path):
-    old = dataclasses.replace(TINY_MODEL, text_fact_buckets=0)
+def test_a_teacher_saved_before_facts_and_hotspots_loads_without_them(tmp_path):
+    old = dataclasses.replace(TINY_MODEL, text_fact_buckets=0, hotspot_tokens=False)
     torch.manual_seed(0)
     save_teacher_weights(tmp_path / WEIGHTS_FILE, teacher_train.Teacher(old))
     model_dict = old.to_dict()
-    del model_dict["text_fact_buckets"]  # what configs written before it look like
+    del model_dict["text_fact_buckets"], model_dict["hotspot_tokens"]  # configs before them
     config = {"kind": "teacher", "model": model_dict}
     (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
     model, model_cfg = load_teacher(tmp_path)
     assert model_cfg.text_fact_buckets == 0 and model.text_facts is None
     assert model.read_facts(["EGFR L858R"]) is None
-    assert TeacherConfig().text_fact_buckets > 0  # new teachers read facts
+    assert not model_cfg.featurizer().hotspot_tokens
+    # New teachers read facts and mark known hotspots.
+    assert TeacherConfig().text_fact_buckets > 0 and TeacherConfig().hotspot_tokens
