@@ -233,13 +233,10 @@ def test_train_config_round_trip_and_rejections():
         TeacherTrainConfig(batch_size=1)
 
 
-def test_unlabelled_batch_only_aligns():
-    torch.manual_seed(0)
-    cfg = _cfg(Path("."))
-    model = teacher_train.Teacher(TINY_MODEL)
+def _batch(b: int = 8) -> teacher_train.TeacherInputs:
     f = TINY_MODEL.featurizer()
-    b, k = 8, len(NOTE_KINDS)
-    inputs = teacher_train.TeacherInputs(
+    k = len(NOTE_KINDS)
+    return teacher_train.TeacherInputs(
         tiles=torch.randint(0, 256, (b, 2, 3, 32, 32), dtype=torch.uint8),
         tile_mask=torch.ones(b, 2, dtype=torch.bool),
         variant_tokens=torch.randint(1, f.vocab_size, (b, 4, f.seq_len)),
@@ -248,11 +245,47 @@ def test_unlabelled_batch_only_aligns():
         note_mask=torch.ones(b, k, dtype=torch.bool),
         note_facts=torch.zeros(b, k, TINY_MODEL.text_fact_buckets),
     )
+
+
+def test_unlabelled_batch_only_aligns():
+    torch.manual_seed(0)
+    cfg = _cfg(Path("."))
+    model = teacher_train.Teacher(TINY_MODEL)
+    b = 8
+    inputs = _batch(b)
     criterion = teacher_train.InfoNCELoss()
     loss, parts = teacher_train._training_loss(model, inputs, torch.full((b,), -1), cfg, criterion)
     assert torch.isfinite(loss) and parts["ce"] == 0.0
     assert loss.item() == pytest.approx(cfg.align_weight * parts["align"], rel=1e-5)
     loss.backward()  # still differentiable
+
+
+def test_slide_attribute_readouts_add_their_term_and_train_with_the_teacher():
+    torch.manual_seed(0)
+    cfg = _cfg(Path("."), slide_attribute_weight=0.5)
+    model = teacher_train.Teacher(TINY_MODEL)
+    readouts = teacher_train.SlideAttributeLoss(TINY_MODEL.embed_dim)
+    b = 8
+    labels = torch.stack([torch.arange(b) % 3] * 4, dim=1)  # (B, 4) known attributes
+    unlabelled = torch.full((b,), -1)
+    loss, parts = teacher_train._training_loss(
+        model, _batch(b), unlabelled, cfg, teacher_train.InfoNCELoss(), (readouts, labels)
+    )
+    assert parts["slide_attr"] > 0
+    expected = cfg.align_weight * parts["align"] + 0.5 * parts["slide_attr"]
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert all(p.grad is not None for p in readouts.parameters())
+    assert model.slide_encoder.vit.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="slide_attribute_weight"):
+        TeacherTrainConfig(slide_attribute_weight=-1.0)
+
+
+def test_the_saved_teacher_holds_no_training_readouts(run):
+    out, _, cfg = run
+    assert cfg.slide_attribute_weight > 0  # the run trained with them
+    state, _ = common.load_tensors(out / WEIGHTS_FILE)
+    assert set(state) == set(teacher_train.Teacher(TINY_MODEL).state_dict())
 
 
 def test_keep_random_subsets_each_row():
