@@ -1,15 +1,17 @@
-"""Where a teacher's cross-modal recall@10 fails: what its slide embedding reads of the
-slides' histology, and which notes miss their slide or genomic profile.
+"""Where a teacher's cross-modal recall@10 fails: what its slide embedding reads of the slides'
+histology, and which notes miss their slide or genomic profile.
 
     .venv/bin/python benchmarks/recall_breakdown.py --teacher WS/models/teacher --cohort WS/cohort
 
 Prints one JSON object: (1) a logistic probe (train -> test cases with a slide) of the TIL
-level and of the necrosis level from the teacher's slide embedding, beside the majority-class
-share; (2) per-note English recall@10 to the test slides, split by whether the note states
-histology (the lexicon finds a TIL or necrosis finding in it); (3) per-note English recall@10
-to the test genomic profiles by the case's number of driver variants, beside the ceiling of
-a perfect reader that tells profiles apart by type and driver variants; and the share of
-cases whose nearest genomic profile has the same driver set. Reads the run's
+level and of the necrosis level from the teacher's slide embedding, beside the majority-
+class share; (2) per-note English recall@10 to the test slides, split by whether the note
+states histology (the lexicon finds a TIL or necrosis finding in it), beside the ceiling of
+a perfect reader of what each note states (type, and subtype, grade, TIL and necrosis levels
+where the lexicon finds them), which ranks the slides that agree first; (3) per-note English
+recall@10 to the test genomic profiles by the case's number of driver variants, beside the
+ceiling of a perfect reader that tells profiles apart by driver variants and TMB class; and
+the share of cases whose nearest genomic profile has the same driver set. Reads the run's
 `embeddings.safetensors`; the cohort must be the one the teacher was trained on (cohorts
 before histology: no histology figures).
 """
@@ -28,7 +30,7 @@ from sklearn.linear_model import LogisticRegression
 from core.data.cohort import load_cases
 from core.data.lexicon import default_lexicon
 from core.data.schema import MODALITIES, NECROSIS_LEVELS, NOTE_KINDS, TIL_LEVELS
-from core.eval.evaluate import genomic_group
+from core.eval.evaluate import genomic_group, slide_agrees_with_note
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -51,7 +53,7 @@ def _genomic_breakdown(emb: dict[str, np.ndarray], cases: list, k: int) -> dict[
         present = emb["note_present"][rows, kind]
         ranks = _ranks(emb["notes"][rows, kind], emb["genomic"][rows])
         for j in np.flatnonzero(present):
-            n = min(len(groups[j][1]), 2)
+            n = min(len(groups[j][0]), 2)
             found[("no", "one", "two_or_more")[n]].append(
                 (bool(ranks[j] < k), min(1.0, k / size[groups[j]]))
             )
@@ -65,7 +67,7 @@ def _genomic_breakdown(emb: dict[str, np.ndarray], cases: list, k: int) -> dict[
     np.fill_diagonal(sims, -np.inf)
     nearest = sims.argmax(axis=1)
     report["genomic_nearest_shares_driver_set"] = round(
-        float(np.mean([groups[i][1] == groups[j][1] for i, j in enumerate(nearest)])), 3
+        float(np.mean([groups[i][0] == groups[j][0] for i, j in enumerate(nearest)])), 3
     )
     return report
 
@@ -97,19 +99,26 @@ def main() -> None:
     lexicon, findings = default_lexicon(), {*TIL_LEVELS, *NECROSIS_LEVELS}
     rows = np.flatnonzero(test)
     hits: dict[bool, list[bool]] = {True: [], False: []}
+    ceilings: dict[bool, list[float]] = {True: [], False: []}
     for k, kind in enumerate(NOTE_KINDS):
         ranks = _ranks(emb["notes"][rows, k], emb["slide"][rows])  # each case's English note
         for row, rank in zip(rows, ranks, strict=True):
             note = cases[row].note("en", kind)
             if note is None or not emb["note_present"][row, k]:
                 continue
-            states = bool({m.concept_id for m in lexicon.match(note.text, "en")} & findings)
+            stated = {m.concept_id for m in lexicon.match(note.text, "en")}
+            states = bool(stated & findings)
             hits[states].append(bool(rank < args.k))
+            agrees = slide_agrees_with_note(cases[row], note.text, stated)
+            ceilings[states].append(min(1.0, args.k / sum(agrees(cases[o]) for o in rows)))
     for states, name in ((True, "stating"), (False, "not_stating")):
         report[f"notes_{name}_histology"] = len(hits[states])
         report[f"recall_at_{args.k}_notes_{name}_histology"] = round(
             float(np.mean(hits[states])), 3
         )
+        report[f"ceiling_notes_{name}_histology"] = round(float(np.mean(ceilings[states])), 3)
+    every = ceilings[True] + ceilings[False]
+    report[f"slide_ceiling_by_statement_at_{args.k}"] = round(float(np.mean(every)), 3)
     print(json.dumps(report))
 
 

@@ -64,9 +64,16 @@ def test_every_student_language_has_every_metric(report: dict) -> None:
 def test_ceilings_of_recall_are_reported(report: dict) -> None:
     ceilings = report["ceilings"]
     slide = ceilings["slide_recall_at_10_type_subtype_grade_histology"]
-    genomic = ceilings["genomic_recall_at_10_type_driver_variants"]
+    genomic = ceilings["genomic_recall_at_10_driver_variants_tmb"]
     assert 0.0 < slide <= 1.0 and 0.0 < genomic <= 1.0
     assert ceilings["recall_at_10"] == pytest.approx((slide + genomic) / 2)
+    # A reader of what each note states leaves more tied than one that knows every fact.
+    stated_slide = ceilings["slide_recall_at_10_as_english_notes_state"]
+    stated_genomic = ceilings["genomic_recall_at_10_as_english_notes_state"]
+    assert 0.0 < stated_slide <= slide and 0.0 < stated_genomic <= genomic
+    assert ceilings["recall_at_10_as_english_notes_state"] == pytest.approx(
+        (stated_slide + stated_genomic) / 2
+    )
 
 
 def test_alteration_f1_comes_from_the_gene_head_with_the_probe_beside_it(
