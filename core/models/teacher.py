@@ -68,6 +68,8 @@ class TeacherConfig:
     vit_heads: int = 4  # ViT attention heads
     vit_drop_path: float = 0.05  # stochastic depth, regularises a ViT trained from scratch
     vit_conv_stem: bool = True  # convolutional patch embedding (learns far faster, see vision.py)
+    # Eval-mode slide features averaged over each tile's 8 dihedral views (vision.py).
+    dihedral_tta: bool = True
     # Genomics: see core/models/genomic.py for the tokens.
     kmer: int = 4  # DNABERT-style k (3..6)
     flank: int = 8  # reference bases each side of a variant
@@ -223,7 +225,7 @@ class Teacher(nn.Module):
         featurizer = c.featurizer()
         self.slide_encoder = SlideEncoder(
             c.tile_size, c.patch_size, c.vit_dim, c.vit_depth, c.vit_heads,
-            drop_path=c.vit_drop_path, use_conv_stem=c.vit_conv_stem,
+            drop_path=c.vit_drop_path, use_conv_stem=c.vit_conv_stem, dihedral_tta=c.dihedral_tta,
         )  # fmt: skip
         self.genomic_encoder = GenomicEncoder(
             featurizer.vocab_size, featurizer.seq_len, c.genomic_dim, c.genomic_depth,

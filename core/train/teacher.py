@@ -615,6 +615,7 @@ def load_teacher(directory: Path) -> tuple[Teacher, TeacherConfig]:
     model = dict(config.get("model", {}))
     model.setdefault("text_fact_buckets", 0)  # teachers saved before the fact channel
     model.setdefault("hotspot_tokens", False)  # ... and before the hotspot token
+    model.setdefault("dihedral_tta", False)  # their stored slide embeddings have no TTA
     model_cfg = TeacherConfig.from_dict(model)
     return teacher_from_weights(directory / WEIGHTS_FILE, model_cfg), model_cfg
 

@@ -22,7 +22,7 @@ from core.models.teacher import (
     save_teacher_weights,
     teacher_from_weights,
 )
-from core.models.vision import augment_tiles, decode_tiles
+from core.models.vision import augment_tiles, decode_tiles, dihedral_views
 
 TINY = TeacherConfig(
     embed_dim=32, head_hidden=32, tile_size=16, patch_size=8, vit_dim=32, vit_depth=2,
@@ -344,3 +344,37 @@ def test_augment_tiles_only_moves_pixels():
     assert out.shape == tiles.shape and not torch.equal(out, tiles)
     # A flip or transpose permutes pixels within a tile: per-tile sorted values are unchanged.
     assert torch.equal(out.flatten(-3).sort(-1).values, tiles.flatten(-3).sort(-1).values)
+
+
+def test_dihedral_views_are_the_eight_symmetries_identity_first():
+    tile = torch.arange(16.0).reshape(1, 4, 4)
+    views = dihedral_views(tile)
+    assert len(views) == 8 and torch.equal(views[0], tile)
+    assert len({tuple(v.flatten().tolist()) for v in views}) == 8
+    # Closed under the flips and transposes augment_tiles draws from.
+    keys = {tuple(v.flatten().tolist()) for v in views}
+    for op in (lambda x: x.flip(-1), lambda x: x.flip(-2), lambda x: x.transpose(-1, -2)):
+        assert all(tuple(op(v).flatten().tolist()) in keys for v in views)
+
+
+def test_eval_slide_features_with_tta_ignore_a_tile_s_orientation():
+    torch.manual_seed(0)
+    tta = _model(dihedral_tta=True).eval()
+    plain = _model(dihedral_tta=False).eval()  # same seed: the same weights
+    inputs = _inputs()
+    turned = inputs.tiles.rot90(1, dims=(-2, -1)).transpose(-1, -2)  # another symmetry
+    with torch.no_grad():
+        a = tta.embed_slide(inputs.tiles, inputs.tile_mask)
+        b = tta.embed_slide(turned, inputs.tile_mask)
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(
+            plain.embed_slide(inputs.tiles, inputs.tile_mask),
+            plain.embed_slide(turned, inputs.tile_mask),
+            atol=1e-4,
+        )
+    # Training sees one (random) view per step: TTA is an eval-mode average only.
+    tta.train(), plain.train()
+    torch.manual_seed(1)
+    train_tta = tta.slide_encoder(inputs.tiles, inputs.tile_mask)
+    torch.manual_seed(1)
+    torch.testing.assert_close(train_tta, plain.slide_encoder(inputs.tiles, inputs.tile_mask))

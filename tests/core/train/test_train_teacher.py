@@ -358,12 +358,15 @@ def test_a_teacher_saved_before_facts_and_hotspots_loads_without_them(tmp_path):
     torch.manual_seed(0)
     save_teacher_weights(tmp_path / WEIGHTS_FILE, teacher_train.Teacher(old))
     model_dict = old.to_dict()
-    del model_dict["text_fact_buckets"], model_dict["hotspot_tokens"]  # configs before them
+    for newer in ("text_fact_buckets", "hotspot_tokens", "dihedral_tta"):
+        del model_dict[newer]  # what configs written before them look like
     config = {"kind": "teacher", "model": model_dict}
     (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
     model, model_cfg = load_teacher(tmp_path)
     assert model_cfg.text_fact_buckets == 0 and model.text_facts is None
     assert model.read_facts(["EGFR L858R"]) is None
     assert not model_cfg.featurizer().hotspot_tokens
+    assert not model.slide_encoder.dihedral_tta  # its stored slide embeddings have none
     # New teachers read facts and mark known hotspots.
-    assert TeacherConfig().text_fact_buckets > 0 and TeacherConfig().hotspot_tokens
+    new = TeacherConfig()
+    assert new.text_fact_buckets > 0 and new.hotspot_tokens and new.dihedral_tta
