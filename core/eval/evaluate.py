@@ -759,32 +759,9 @@ def genomic_group(case: Case) -> Hashable:
     return drivers, dict(case.biomarkers).get("TMB", "")
 
 
-def _statement_ceilings(
-    by_row: dict[int, Case],
-    teacher: TeacherSide,
-    notes: TestNotes,
-    test_rows: Sequence[int],
-    k: int,
-) -> dict[str, float | None]:
-    """`statement_ceiling` of the English test notes to slides and to genomic profiles, and
-    their mean: what a perfect reader of what each note states could reach (the notes in
-    every language state the same facts)."""
-    readings = {"slide": slide_agrees_with_note, "genomic": profile_agrees_with_note}
-    out: dict[str, float | None] = {}
-    for m, reading in readings.items():
-        has = teacher.tensors["present"][:, teacher.modalities.index(m)]
-        rows = [int(r) for r in notes.rows if has[r]]
-        texts = [t for r, t in zip(notes.rows.tolist(), notes.texts[TEACHER_LANGUAGE],
-                                   strict=True) if has[r]]  # fmt: skip
-        out[f"{m}_recall_at_{k}_as_english_notes_state"] = statement_ceiling(
-            [by_row[r] for r in rows], texts, TEACHER_LANGUAGE,
-            [by_row[r] for r in test_rows if has[r]], reading, k,
-        )  # fmt: skip
-    values = list(out.values())
-    out[f"recall_at_{k}_as_english_notes_state"] = (
-        None if None in values else float(np.mean(values))
-    )
-    return out
+def _mean_or_none(by_modality: dict[str, float | None]) -> float | None:
+    values = list(by_modality.values())
+    return None if None in values else float(np.mean(values))
 
 
 def _ceilings(
@@ -800,26 +777,34 @@ def _ceilings(
     from; cohorts before histology have none), and genomic profiles
     only by driver variants and TMB class (`genomic_group`), their mean (the ceiling of
     recall_at_k); the same for a reader of what each English test note states
-    (`statement_ceiling`), lower because notes leave facts out; and the driver-gene probe on
-    the teacher's own English test notes."""
+    (`statement_ceiling`; the notes of every language state the same facts), lower because
+    notes leave facts out; and the driver-gene probe on the teacher's own English test
+    notes."""
     by_row = {teacher.case_index[c.case_id]: c for c in cases if c.case_id in teacher.case_index}
-    groups = {"slide": slide_group, "genomic": genomic_group}
-    ceiling = {}
-    for m, group in groups.items():
+    readings = {
+        "slide": (slide_group, slide_agrees_with_note),
+        "genomic": (genomic_group, profile_agrees_with_note),
+    }
+    grouped: dict[str, float | None] = {}
+    stated: dict[str, float | None] = {}
+    for m, (group, reading) in readings.items():
         has = teacher.tensors["present"][:, teacher.modalities.index(m)]
-        ceiling[m] = metrics.group_recall_ceiling(
-            [group(by_row[int(r)]) for r in notes.rows if has[r]],
-            [group(by_row[r]) for r in test_rows if has[r]],
-            k,
+        queries = [i for i, r in enumerate(notes.rows.tolist()) if has[r]]
+        targets = [by_row[int(notes.rows[i])] for i in queries]
+        gallery = [by_row[r] for r in test_rows if has[r]]
+        grouped[m] = metrics.group_recall_ceiling(
+            [group(c) for c in targets], [group(c) for c in gallery], k
         )
+        texts = [notes.texts[TEACHER_LANGUAGE][i] for i in queries]
+        stated[m] = statement_ceiling(targets, texts, TEACHER_LANGUAGE, gallery, reading, k)
     english = teacher.tensors["notes"][notes.rows, notes.kinds]
     return {
-        f"slide_recall_at_{k}_type_subtype_grade_histology": ceiling["slide"],
-        f"genomic_recall_at_{k}_driver_variants_tmb": ceiling["genomic"],
-        f"recall_at_{k}": None
-        if None in ceiling.values()
-        else float(np.mean(list(ceiling.values()))),
-        **_statement_ceilings(by_row, teacher, notes, test_rows, k),
+        f"slide_recall_at_{k}_type_subtype_grade_histology": grouped["slide"],
+        f"genomic_recall_at_{k}_driver_variants_tmb": grouped["genomic"],
+        f"recall_at_{k}": _mean_or_none(grouped),
+        f"slide_recall_at_{k}_as_english_notes_state": stated["slide"],
+        f"genomic_recall_at_{k}_as_english_notes_state": stated["genomic"],
+        f"recall_at_{k}_as_english_notes_state": _mean_or_none(stated),
         "probe_alteration_f1_teacher_english": metrics.micro_f1(
             probe.predict(english), notes.drivers
         ),
