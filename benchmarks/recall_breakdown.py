@@ -30,7 +30,7 @@ from sklearn.linear_model import LogisticRegression
 from core.data.cohort import load_cases
 from core.data.lexicon import default_lexicon
 from core.data.schema import MODALITIES, NECROSIS_LEVELS, NOTE_KINDS, TIL_LEVELS
-from core.eval.evaluate import genomic_group, slide_agrees_with_note
+from core.eval.evaluate import genomic_group, slide_agrees_with_note, statement_ceiling
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -48,12 +48,13 @@ def _genomic_breakdown(emb: dict[str, np.ndarray], cases: list, k: int) -> dict[
     rows = np.array([i for i, c in enumerate(cases) if c.split == "test" and has[i]])
     groups = [genomic_group(cases[r]) for r in rows]
     size = Counter(groups)
+    driver_sets = [drivers for drivers, _tmb in groups]
     found: dict[str, list[tuple[bool, float]]] = defaultdict(list)
     for kind in range(len(NOTE_KINDS)):
         present = emb["note_present"][rows, kind]
         ranks = _ranks(emb["notes"][rows, kind], emb["genomic"][rows])
         for j in np.flatnonzero(present):
-            n = min(len(groups[j][0]), 2)
+            n = min(len(driver_sets[j]), 2)
             found[("no", "one", "two_or_more")[n]].append(
                 (bool(ranks[j] < k), min(1.0, k / size[groups[j]]))
             )
@@ -67,7 +68,7 @@ def _genomic_breakdown(emb: dict[str, np.ndarray], cases: list, k: int) -> dict[
     np.fill_diagonal(sims, -np.inf)
     nearest = sims.argmax(axis=1)
     report["genomic_nearest_shares_driver_set"] = round(
-        float(np.mean([groups[i][0] == groups[j][0] for i, j in enumerate(nearest)])), 3
+        float(np.mean([driver_sets[i] == driver_sets[j] for i, j in enumerate(nearest)])), 3
     )
     return report
 
@@ -99,26 +100,30 @@ def main() -> None:
     lexicon, findings = default_lexicon(), {*TIL_LEVELS, *NECROSIS_LEVELS}
     rows = np.flatnonzero(test)
     hits: dict[bool, list[bool]] = {True: [], False: []}
-    ceilings: dict[bool, list[float]] = {True: [], False: []}
+    read: dict[bool, tuple[list, list[str]]] = {True: ([], []), False: ([], [])}  # case, text
     for k, kind in enumerate(NOTE_KINDS):
         ranks = _ranks(emb["notes"][rows, k], emb["slide"][rows])  # each case's English note
         for row, rank in zip(rows, ranks, strict=True):
             note = cases[row].note("en", kind)
             if note is None or not emb["note_present"][row, k]:
                 continue
-            stated = {m.concept_id for m in lexicon.match(note.text, "en")}
-            states = bool(stated & findings)
+            states = bool({m.concept_id for m in lexicon.match(note.text, "en")} & findings)
             hits[states].append(bool(rank < args.k))
-            agrees = slide_agrees_with_note(cases[row], note.text, stated)
-            ceilings[states].append(min(1.0, args.k / sum(agrees(cases[o]) for o in rows)))
+            read[states][0].append(cases[row])
+            read[states][1].append(note.text)
+    gallery = [cases[r] for r in rows]
+    ceilings = {
+        states: statement_ceiling(targets, texts, "en", gallery, slide_agrees_with_note, args.k)
+        for states, (targets, texts) in read.items()
+    }
     for states, name in ((True, "stating"), (False, "not_stating")):
         report[f"notes_{name}_histology"] = len(hits[states])
         report[f"recall_at_{args.k}_notes_{name}_histology"] = round(
             float(np.mean(hits[states])), 3
         )
-        report[f"ceiling_notes_{name}_histology"] = round(float(np.mean(ceilings[states])), 3)
-    every = ceilings[True] + ceilings[False]
-    report[f"slide_ceiling_by_statement_at_{args.k}"] = round(float(np.mean(every)), 3)
+        report[f"ceiling_notes_{name}_histology"] = round(ceilings[states], 3)
+    every = sum(ceilings[s] * len(hits[s]) for s in hits) / sum(len(h) for h in hits.values())
+    report[f"slide_ceiling_by_statement_at_{args.k}"] = round(every, 3)
     print(json.dumps(report))
 
 

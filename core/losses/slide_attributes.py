@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -13,12 +15,14 @@ from core.losses.reduction import mean_or_zero
 
 # The attributes, each with its classes: every subtype of every type (CANCER_TYPES order),
 # grades 1-3, and the histology levels the notes state.
-SLIDE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "subtype": tuple(s for t in CANCER_TYPES for s in SUBTYPES[t]),
-    "grade": ("1", "2", "3"),
-    "til": TIL_LEVELS,
-    "necrosis": NECROSIS_LEVELS,
-}
+SLIDE_ATTRIBUTES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "subtype": tuple(s for t in CANCER_TYPES for s in SUBTYPES[t]),
+        "grade": ("1", "2", "3"),
+        "til": TIL_LEVELS,
+        "necrosis": NECROSIS_LEVELS,
+    }
+)
 
 
 def slide_attribute_labels(case: Case) -> list[int]:
